@@ -1,0 +1,42 @@
+"""LiteBERT: parameter-efficient, fast-to-pretrain BERT-style encoders for Hugging Face transformers.
+
+Importing the package registers `LiteBertConfig` and every LiteBERT head with transformers' Auto classes, so
+`AutoConfig`, `AutoModel*` and `pipeline` work on LiteBERT folders.
+"""
+
+import transformers
+from transformers import AutoConfig
+
+from .configuration_litebert import PRESETS, LiteBertConfig
+from .modeling_litebert import (
+    AUTO_CLASSES,
+    LiteBertForMaskedLM,
+    LiteBertForMultipleChoice,
+    LiteBertForPreTraining,
+    LiteBertForPreTrainingOutput,
+    LiteBertForQuestionAnswering,
+    LiteBertForSequenceClassification,
+    LiteBertForTokenClassification,
+    LiteBertModel,
+    LiteBertPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+AutoConfig.register(LiteBertConfig.model_type, LiteBertConfig, exist_ok=True)
+for _auto_name, _model_class in AUTO_CLASSES.items():
+    getattr(transformers, _auto_name).register(LiteBertConfig, _model_class, exist_ok=True)
+
+__all__ = [
+    "PRESETS",
+    "LiteBertConfig",
+    "LiteBertModel",
+    "LiteBertPreTrainedModel",
+    "LiteBertForPreTraining",
+    "LiteBertForPreTrainingOutput",
+    "LiteBertForMaskedLM",
+    "LiteBertForSequenceClassification",
+    "LiteBertForTokenClassification",
+    "LiteBertForQuestionAnswering",
+    "LiteBertForMultipleChoice",
+]

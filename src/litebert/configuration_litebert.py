@@ -1,0 +1,161 @@
+"""LiteBERT configuration: ALBERT's field names plus the architecture switches LiteBERT adds."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
+
+SHARING_MODES = ("all", "attention", "ffn", "none")
+POSITION_EMBEDDING_TYPES = ("absolute",)
+
+# Published shapes. ALBERT sizes follow Table 1 of the ALBERT paper (v2 releases: no dropout, gelu_new);
+# BERT sizes follow the BERT paper, with the vocabulary of 30,000 pieces the ALBERT paper compares with.
+_ALBERT = dict(embedding_size=128, sharing="all", hidden_act="gelu_new")
+_BERT = dict(sharing="none", hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+PRESETS = {
+    "albert-base": dict(_ALBERT, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "albert-large": dict(_ALBERT, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+    "albert-xlarge": dict(_ALBERT, hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192),
+    "albert-xxlarge": dict(
+        _ALBERT, hidden_size=4096, num_hidden_layers=12, num_attention_heads=64, intermediate_size=16384
+    ),
+    "bert-base": dict(
+        _BERT, embedding_size=768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
+    "bert-large": dict(
+        _BERT, embedding_size=1024, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+    ),
+}
+
+
+@strict
+class LiteBertConfig(PreTrainedConfig):
+    r"""
+    Configuration of a LiteBERT encoder. Field names follow [`AlbertConfig`] where ALBERT has them; the defaults give
+    the ALBERT-base shape (unlike `AlbertConfig()`, whose defaults are the xxlarge shape).
+
+    Args:
+        vocab_size (`int`, defaults to 30000): size of the token vocabulary (V).
+        embedding_size (`int`, defaults to 128): size of the factorized token embeddings (E); they are mapped to
+            `hidden_size` by one linear layer, also when E = H.
+        hidden_size (`int`, defaults to 768): width of the encoder (H).
+        num_hidden_layers (`int`, defaults to 12): number of layer applications (L).
+        num_hidden_groups (`int`, defaults to 1): layers are split into this many contiguous groups; parameters are
+            shared within a group only. Must divide `num_hidden_layers`.
+        inner_group_num (`int`, defaults to 1): sub-layers applied per layer (ALBERT's inner groups).
+        sharing (`str`, defaults to `"all"`): which parameters the layers of a group share: `"all"` (ALBERT),
+            `"attention"` (attention shared, a feed-forward block per layer), `"ffn"` (feed-forward shared, an
+            attention block per layer) or `"none"` (BERT).
+        position_embedding_type (`str`, defaults to `"absolute"`): learned absolute positions added to the input
+            embeddings, as BERT and ALBERT do.
+        hidden_dropout_prob, attention_probs_dropout_prob (`float`, default 0.0): ALBERT v2 uses no dropout.
+        classifier_dropout_prob (`float`, defaults to 0.1): dropout before the classification heads.
+
+    Example:
+
+    ```python
+    >>> from litebert import LiteBertConfig, LiteBertModel
+    >>> config = LiteBertConfig.from_preset("albert-base", sharing="attention")
+    >>> model = LiteBertModel(config)
+    ```
+    """
+
+    model_type = "litebert"
+
+    vocab_size: int = 30000
+    embedding_size: int = 128
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_hidden_groups: int = 1
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    inner_group_num: int = 1
+    hidden_act: str = "gelu_new"
+    hidden_dropout_prob: int | float = 0.0
+    attention_probs_dropout_prob: int | float = 0.0
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    classifier_dropout_prob: int | float | None = 0.1
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
+    tie_word_embeddings: bool = True
+    sharing: str = "all"
+    position_embedding_type: str = "absolute"
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self._check_fields()
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "LiteBertConfig":
+        """A configuration with a published shape (see `PRESETS`), with any field overridden by keyword."""
+        if name not in PRESETS:
+            raise ValueError(f"preset={name!r} is unknown; allowed presets: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @property
+    def layers_per_group(self) -> int:
+        return self.num_hidden_layers // self.num_hidden_groups
+
+    @property
+    def attention_head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def _check_fields(self):
+        for name in (
+            "vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_hidden_groups",
+            "num_attention_heads",
+            "intermediate_size",
+            "inner_group_num",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
+            _require(getattr(self, name) > 0, name, getattr(self, name), "a positive integer")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
+            value = getattr(self, name)
+            _require(value is None or 0.0 <= value < 1.0, name, value, "a probability in [0, 1)")
+        _require(
+            self.hidden_size % self.num_attention_heads == 0,
+            "num_attention_heads",
+            self.num_attention_heads,
+            f"a divisor of hidden_size={self.hidden_size}",
+        )
+        _require(
+            self.num_hidden_layers % self.num_hidden_groups == 0,
+            "num_hidden_groups",
+            self.num_hidden_groups,
+            f"a divisor of num_hidden_layers={self.num_hidden_layers}",
+        )
+        _require(self.sharing in SHARING_MODES, "sharing", self.sharing, f"one of {SHARING_MODES}")
+        _require(
+            self.position_embedding_type in POSITION_EMBEDDING_TYPES,
+            "position_embedding_type",
+            self.position_embedding_type,
+            f"one of {POSITION_EMBEDDING_TYPES}",
+        )
+        _require(self.hidden_act in ACT2FN, "hidden_act", self.hidden_act, f"one of {sorted(ACT2FN)}")
+        _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "a positive number")
+        _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "a positive number")
+        _require(
+            self.chunk_size_feed_forward >= 0, "chunk_size_feed_forward", self.chunk_size_feed_forward, ">= 0"
+        )
+        _require(
+            self.pad_token_id is None or 0 <= self.pad_token_id < self.vocab_size,
+            "pad_token_id",
+            self.pad_token_id,
+            f"None or a token id in [0, vocab_size={self.vocab_size})",
+        )
+
+
+def _require(condition: bool, field: str, value, allowed: str):
+    if not condition:
+        raise ValueError(f"LiteBertConfig: {field}={value!r} is invalid; it must be {allowed}.")
+
+
+__all__ = ["LiteBertConfig", "PRESETS", "SHARING_MODES", "POSITION_EMBEDDING_TYPES"]

@@ -1,0 +1,656 @@
+"""PyTorch LiteBERT: an ALBERT-style encoder with selectable cross-layer sharing.
+
+This file is copied next to saved weights for `trust_remote_code` users, so it imports only torch, transformers and
+its sibling configuration module (relatively).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import CrossEntropyLoss
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.pytorch_utils import apply_chunking_to_forward
+from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_litebert import LiteBertConfig
+
+
+class LiteBertEmbeddings(nn.Module):
+    """Factorized embeddings: word (V x E) + token type + absolute position, LayerNorm, then a linear map E -> H."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.embedding_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # Kept when E == H too, so that ALBERT and BERT checkpoints share one layout.
+        self.projection = nn.Linear(config.embedding_size, config.hidden_size)
+        self.position_ids = nn.Buffer(torch.arange(config.max_position_embeddings).expand((1, -1)), persistent=False)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        seq_length = inputs_embeds.shape[1]
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        if position_ids is None:
+            position_ids = self.position_ids[:, :seq_length]
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        embeddings = self.dropout(self.LayerNorm(embeddings))
+        return self.projection(embeddings)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+):
+    """Reference attention: softmax(q k^T * scaling + mask) v, with the mask additive (0 or -inf-like)."""
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class LiteBertAttention(nn.Module):
+    """Multi-head self-attention block with a fused QKV projection, residual connection and LayerNorm (post-LN)."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.attention_head_size
+        self.scaling = self.head_size**-0.5
+        self.is_causal = False
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, seq_length, _ = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch_size, seq_length, 3, self.num_heads, self.head_size)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.config.attention_probs_dropout_prob if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = self.output_dropout(self.dense(attn_output.reshape(batch_size, seq_length, -1)))
+        return self.LayerNorm(hidden_states + attn_output), attn_weights
+
+
+class LiteBertFeedForward(nn.Module):
+    """Position-wise feed-forward block with residual connection and LayerNorm (post-LN)."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.chunk_size_feed_forward = config.chunk_size_feed_forward
+        self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        output = apply_chunking_to_forward(self.feed_forward_chunk, self.chunk_size_feed_forward, 1, hidden_states)
+        return self.LayerNorm(hidden_states + output)
+
+    def feed_forward_chunk(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.ffn_output(self.activation(self.ffn(hidden_states))))
+
+
+class LiteBertLayer(GradientCheckpointingLayer):
+    """One encoder layer: an attention block, then a feed-forward block.
+
+    The layer owns no parameters: the blocks are handed in by the encoder from their layer group, so a shared block is
+    applied by several layers without the same module appearing at several paths of the model.
+    """
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention: LiteBertAttention,
+        feed_forward: LiteBertFeedForward,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        hidden_states, _ = attention(hidden_states, attention_mask, **kwargs)
+        return feed_forward(hidden_states)
+
+
+class LiteBertLayerGroup(nn.Module):
+    """The parameters of one group of consecutive layers.
+
+    A group applies `inner_group_num` sub-layers per layer, `layers_per_group` times. A block kind that is shared
+    (`sharing`) has one module per sub-layer, reused by every layer of the group; otherwise one per layer and sub-layer.
+    """
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        per_group = config.inner_group_num * config.layers_per_group
+        num_attention = config.inner_group_num if config.sharing in ("all", "attention") else per_group
+        num_feed_forward = config.inner_group_num if config.sharing in ("all", "ffn") else per_group
+        self.attention = nn.ModuleList([LiteBertAttention(config) for _ in range(num_attention)])
+        self.feed_forward = nn.ModuleList([LiteBertFeedForward(config) for _ in range(num_feed_forward)])
+
+    def blocks(self, sublayer_index: int) -> tuple[LiteBertAttention, LiteBertFeedForward]:
+        """The blocks of the `sublayer_index`-th sub-layer application within this group."""
+        attention = self.attention[sublayer_index % len(self.attention)]
+        feed_forward = self.feed_forward[sublayer_index % len(self.feed_forward)]
+        return attention, feed_forward
+
+
+class LiteBertEncoder(nn.Module):
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.config = config
+        self.groups = nn.ModuleList([LiteBertLayerGroup(config) for _ in range(config.num_hidden_groups)])
+        self.layer = LiteBertLayer()
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        sublayers_per_group = self.config.layers_per_group * self.config.inner_group_num
+        for group in self.groups:
+            for sublayer_index in range(sublayers_per_group):
+                attention, feed_forward = group.blocks(sublayer_index)
+                hidden_states = self.layer(hidden_states, attention, feed_forward, attention_mask, **kwargs)
+        return hidden_states
+
+
+class LiteBertPreTrainedModel(PreTrainedModel):
+    config: LiteBertConfig
+    config_class = LiteBertConfig
+    base_model_prefix = "litebert"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _can_record_outputs = {"hidden_states": LiteBertLayer, "attentions": LiteBertAttention}
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LiteBertEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        self.config.auto_map = _full_auto_map()
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+
+@dataclass
+class LiteBertForPreTrainingOutput(ModelOutput):
+    """
+    Output of [`LiteBertForPreTraining`].
+
+    Args:
+        loss: masked-LM loss plus sentence-order loss, when `labels` and `sentence_order_label` are given.
+        prediction_logits: `(batch_size, sequence_length, vocab_size)` masked-LM scores.
+        sop_logits: `(batch_size, 2)` sentence-order scores (0 = original order, 1 = swapped).
+    """
+
+    loss: torch.Tensor | None = None
+    prediction_logits: torch.Tensor | None = None
+    sop_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def _check_inputs(config: LiteBertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):
+    """Turn the inputs that would fail deep inside torch (or silently misbehave) into clear errors."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+    if input_ids is not None:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
+        shape = tuple(input_ids.shape)
+    else:
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.embedding_size:
+            raise ValueError(
+                "inputs_embeds must have shape (batch_size, sequence_length, embedding_size="
+                f"{config.embedding_size}), got {tuple(inputs_embeds.shape)}."
+            )
+        shape = tuple(inputs_embeds.shape[:2])
+    if shape[1] > config.max_position_embeddings:
+        raise ValueError(
+            f"Sequence length {shape[1]} exceeds max_position_embeddings={config.max_position_embeddings}; "
+            "truncate the inputs (e.g. tokenizer(..., truncation=True, max_length=...))."
+        )
+    for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if tensor is not None and tensor.dim() == 2 and tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)} but the inputs have shape {shape}.")
+    if position_ids is not None and position_ids.shape[-1] != shape[1]:
+        raise ValueError(f"position_ids has shape {tuple(position_ids.shape)} but the inputs have shape {shape}.")
+    if torch.compiler.is_compiling():
+        return
+    _check_id_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+    _check_id_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+    _check_id_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+
+
+def _check_id_range(name: str, ids: torch.Tensor | None, limit: int, limit_name: str):
+    if ids is None or ids.numel() == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= limit:
+        bad = high if high >= limit else low
+        raise ValueError(f"{name} contains {bad}, outside [0, {limit_name}={limit}).")
+
+
+class LiteBertModel(LiteBertPreTrainedModel):
+    def __init__(self, config: LiteBertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = LiteBertEmbeddings(config)
+        self.encoder = LiteBertEncoder(config)
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
+        self.pooler_activation = nn.Tanh() if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
+        )
+        sequence_output = self.encoder(embedding_output, attention_mask, **kwargs)
+        pooled_output = None
+        if self.pooler is not None:
+            pooled_output = self.pooler_activation(self.pooler(sequence_output[:, 0]))
+        return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled_output)
+
+
+class LiteBertMLMHead(nn.Module):
+    """Maps hidden states to the embedding size, then scores every token with the (tied) word embeddings."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+
+
+class LiteBertSOPHead(nn.Module):
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
+        self.classifier = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled_output))
+
+
+_TIED_DECODER = {"predictions.decoder.weight": "litebert.embeddings.word_embeddings.weight"}
+
+
+class LiteBertForPreTraining(LiteBertPreTrainedModel):
+    """LiteBERT with the two pretraining heads: masked language modelling and sentence-order prediction (SOP)."""
+
+    _tied_weights_keys = _TIED_DECODER
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__(config)
+        self.litebert = LiteBertModel(config)
+        self.predictions = LiteBertMLMHead(config)
+        self.sop_classifier = LiteBertSOPHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.predictions.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        sentence_order_label: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> LiteBertForPreTrainingOutput:
+        r"""
+        labels: `(batch_size, sequence_length)` token ids to predict at masked positions, -100 elsewhere.
+        sentence_order_label: `(batch_size,)`, 0 when segment A precedes B in the source text, 1 when swapped.
+        """
+        outputs = self.litebert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        prediction_scores = self.predictions(outputs.last_hidden_state)
+        sop_scores = self.sop_classifier(outputs.pooler_output)
+
+        loss = None
+        if labels is not None and sentence_order_label is not None:
+            loss_fct = CrossEntropyLoss()
+            masked_lm_loss = loss_fct(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
+            loss = masked_lm_loss + loss_fct(sop_scores.view(-1, 2), sentence_order_label.view(-1))
+        return LiteBertForPreTrainingOutput(
+            loss=loss,
+            prediction_logits=prediction_scores,
+            sop_logits=sop_scores,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class LiteBertForMaskedLM(LiteBertPreTrainedModel):
+    _tied_weights_keys = _TIED_DECODER
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__(config)
+        self.litebert = LiteBertModel(config, add_pooling_layer=False)
+        self.predictions = LiteBertMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.predictions.decoder = new_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        outputs = self.litebert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.predictions(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class LiteBertForSequenceClassification(LiteBertPreTrainedModel):
+    """Pooled `[CLS]` output -> linear layer; regression when `num_labels == 1`, multi-label by `problem_type`."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.litebert = LiteBertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        outputs = self.litebert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config, **kwargs)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class LiteBertForTokenClassification(LiteBertPreTrainedModel):
+    def __init__(self, config: LiteBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.litebert = LiteBertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> TokenClassifierOutput:
+        outputs = self.litebert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, self.config, **kwargs)
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class LiteBertForQuestionAnswering(LiteBertPreTrainedModel):
+    """Extractive QA: a start and an end score per token."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__(config)
+        self.litebert = LiteBertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        start_positions: torch.LongTensor | None = None,
+        end_positions: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> QuestionAnsweringModelOutput:
+        outputs = self.litebert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).unbind(dim=-1)
+        start_logits, end_logits = start_logits.contiguous(), end_logits.contiguous()
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = self.loss_function(start_logits, end_logits, start_positions, end_positions, **kwargs)
+        return QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class LiteBertForMultipleChoice(LiteBertPreTrainedModel):
+    """Scores each of `num_choices` sequences with the pooled output; inputs are `(batch, num_choices, length)`."""
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__(config)
+        self.litebert = LiteBertModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> MultipleChoiceModelOutput:
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if reference is None or reference.dim() != (3 if input_ids is not None else 4):
+            raise ValueError(
+                "LiteBertForMultipleChoice expects input_ids of shape (batch_size, num_choices, sequence_length) "
+                "or inputs_embeds of shape (batch_size, num_choices, sequence_length, embedding_size)."
+            )
+        num_choices = reference.shape[1]
+
+        def flatten(tensor):
+            return None if tensor is None else tensor.reshape(-1, *tensor.shape[2:])
+
+        outputs = self.litebert(
+            flatten(input_ids),
+            attention_mask=flatten(attention_mask),
+            token_type_ids=flatten(token_type_ids),
+            position_ids=flatten(position_ids),
+            inputs_embeds=flatten(inputs_embeds),
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)
+        loss = CrossEntropyLoss()(logits, labels) if labels is not None else None
+        return MultipleChoiceModelOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "LiteBertPreTrainedModel",
+    "LiteBertModel",
+    "LiteBertForPreTraining",
+    "LiteBertForPreTrainingOutput",
+    "LiteBertForMaskedLM",
+    "LiteBertForSequenceClassification",
+    "LiteBertForTokenClassification",
+    "LiteBertForQuestionAnswering",
+    "LiteBertForMultipleChoice",
+]
+
+# transformers writes only the saving class's entry into `auto_map`; LiteBERT lists every head, so a folder saved from
+# any of them loads into any Auto class with `trust_remote_code=True` (e.g. a pretraining checkpoint into a classifier).
+AUTO_CLASSES = {
+    "AutoModel": LiteBertModel,
+    "AutoModelForPreTraining": LiteBertForPreTraining,
+    "AutoModelForMaskedLM": LiteBertForMaskedLM,
+    "AutoModelForSequenceClassification": LiteBertForSequenceClassification,
+    "AutoModelForTokenClassification": LiteBertForTokenClassification,
+    "AutoModelForQuestionAnswering": LiteBertForQuestionAnswering,
+    "AutoModelForMultipleChoice": LiteBertForMultipleChoice,
+}
+for _auto_class, _model_class in AUTO_CLASSES.items():
+    _model_class.register_for_auto_class(_auto_class)
+LiteBertConfig.register_for_auto_class()
+
+
+def _full_auto_map() -> dict[str, str]:
+    auto_map = {"AutoConfig": f"configuration_litebert.{LiteBertConfig.__name__}"}
+    auto_map.update({name: f"modeling_litebert.{cls.__name__}" for name, cls in AUTO_CLASSES.items()})
+    return auto_map

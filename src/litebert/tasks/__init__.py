@@ -1,0 +1,1 @@
+"""Shared helpers for the fine-tuning scripts: data readers, preprocessing and metrics per task family."""
