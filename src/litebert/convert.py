@@ -70,6 +70,12 @@ def albert_to_litebert(model: PreTrainedModel) -> PreTrainedModel:
         sharing="all",
     )
     source = model.state_dict()
+    sop = source.get("sop_classifier.classifier.weight")
+    if sop is not None and sop.shape[0] != 2:
+        raise ValueError(
+            f"The SOP head has {sop.shape[0]} outputs (ALBERT sizes it by num_labels); sentence order is binary, "
+            "LiteBERT's SOP head has 2."
+        )
     prefix = "albert." if hasattr(model, "albert") else ""
     target = {}
     target.update(_embeddings(source, prefix + "embeddings."))
@@ -242,7 +248,10 @@ def _build(model, family, config, base_state, source, head_renames, base_prefix)
         lite = model_class(config)
         state = {"litebert." + name: value for name, value in base_state.items()}
         state.update(_head_state(source, base_prefix, head_renames))
-    missing, unexpected = lite.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = lite.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        raise ValueError(f"{type(model).__name__} does not fit {model_class.__name__}: {error}") from error
     if missing or unexpected:
         raise ValueError(f"Conversion of {type(model).__name__} left missing={missing}, unexpected={unexpected}.")
     lite.to(next(model.parameters()).dtype)

@@ -1,0 +1,44 @@
+"""Load a saved LiteBERT folder the way someone without the package does: stock transformers, `trust_remote_code`."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+# Runs in a fresh interpreter in which `import litebert` fails, so only the code saved in the folder can be used.
+_LOADER = """
+import sys
+sys.modules["litebert"] = None
+import torch, transformers
+from safetensors.torch import load_file, save_file
+folder, auto_class, io_path = sys.argv[1], sys.argv[2], sys.argv[3]
+model = getattr(transformers, auto_class).from_pretrained(folder, trust_remote_code=True).eval()
+inputs = load_file(io_path + "/inputs.safetensors")
+with torch.no_grad():
+    outputs = model(**inputs)
+first = outputs[0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state
+save_file({"output": first.contiguous()}, io_path + "/outputs.safetensors")
+print(type(model).__module__ + "." + type(model).__name__)
+"""
+
+
+def run_without_litebert(folder: str | Path, auto_class: str, inputs: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
+    """Load `folder` with `transformers.<auto_class>` in a process that cannot import litebert, run `inputs`.
+
+    Returns the loaded class's qualified name and the model's first output (logits or last hidden state).
+    Raises RuntimeError with the subprocess's error output when loading or running fails.
+    """
+    with tempfile.TemporaryDirectory() as io_path:
+        save_file({name: tensor.contiguous() for name, tensor in inputs.items()}, f"{io_path}/inputs.safetensors")
+        result = subprocess.run(
+            [sys.executable, "-c", _LOADER, str(folder), auto_class, io_path],
+            capture_output=True,
+            text=True,
+            cwd=io_path,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"Loading {folder} with {auto_class} without litebert failed:\n{result.stderr[-4000:]}")
+        return result.stdout.strip().splitlines()[-1], load_file(f"{io_path}/outputs.safetensors")["output"]

