@@ -212,6 +212,8 @@ class LiteBertPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_attention_backend = True
     _can_record_outputs = {"hidden_states": LiteBertLayer, "attentions": LiteBertAttention}
+    # Loading a pretraining checkpoint into another head is the normal fine-tuning path: no report of its heads.
+    _keys_to_ignore_on_load_unexpected = [r"^predictions\.", r"^sop_classifier\."]
 
     @torch.no_grad()
     def _init_weights(self, module):
