@@ -19,7 +19,9 @@ from litebert import PRESETS, LiteBertConfig
         ("num_attention_heads", 5, "divisor of hidden_size=768"),
         ("num_hidden_groups", 5, "divisor of num_hidden_layers=12"),
         ("sharing", "layers", "one of ('all', 'attention', 'ffn', 'none')"),
-        ("position_embedding_type", "rotary", "one of ('absolute',)"),
+        ("position_embedding_type", "rotary", "one of ('absolute', 'tupe')"),
+        ("relative_attention_num_buckets", 7, "even number >= 4"),
+        ("relative_attention_num_buckets", 32, "unless position_embedding_type='tupe'"),
         ("hidden_dropout_prob", 1.5, "probability"),
         ("attention_probs_dropout_prob", -0.1, "probability"),
         ("hidden_act", "swishy", "one of"),
@@ -59,6 +61,19 @@ def test_presets_have_published_shapes_and_accept_overrides():
     bert = LiteBertConfig.from_preset("bert-base")
     assert bert.embedding_size == bert.hidden_size == 768 and bert.sharing == "none"
     assert set(PRESETS) >= {"albert-base", "albert-large", "albert-xlarge", "albert-xxlarge", "bert-base", "bert-large"}
+
+
+def test_tupe_r_distance_must_exceed_the_exact_buckets():
+    with pytest.raises(ValueError, match="relative_attention_max_distance=8 is invalid.*= 8"):
+        LiteBertConfig(position_embedding_type="tupe", relative_attention_num_buckets=32, relative_attention_max_distance=8)
+
+
+def test_tupe_presets():
+    tupe = LiteBertConfig.from_preset("tupe-base")
+    assert tupe.position_embedding_type == "tupe" and tupe.tupe_untie_cls and tupe.relative_attention_num_buckets == 0
+    assert tupe.hidden_size == 768 and tupe.embedding_size == 128 and tupe.sharing == "all"
+    tupe_r = LiteBertConfig.from_preset("tupe-r-base")
+    assert (tupe_r.relative_attention_num_buckets, tupe_r.relative_attention_max_distance) == (32, 128)
 
 
 def test_unknown_preset_lists_the_allowed_ones():

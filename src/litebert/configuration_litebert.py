@@ -5,7 +5,7 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 SHARING_MODES = ("all", "attention", "ffn", "none")
-POSITION_EMBEDDING_TYPES = ("absolute",)
+POSITION_EMBEDDING_TYPES = ("absolute", "tupe")
 
 # Published shapes. ALBERT sizes follow Table 1 of the ALBERT paper (v2 releases: no dropout, gelu_new);
 # BERT sizes follow the BERT paper, with the vocabulary of 30,000 pieces the ALBERT paper compares with.
@@ -17,6 +17,15 @@ PRESETS = {
     "albert-xlarge": dict(_ALBERT, hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192),
     "albert-xxlarge": dict(
         _ALBERT, hidden_size=4096, num_hidden_layers=12, num_attention_heads=64, intermediate_size=16384
+    ),
+    # TUPE (Ke, He & Liu, ICLR 2021) on the ALBERT-base shape: TUPE-A, and TUPE-R with T5-style relative buckets.
+    "tupe-base": dict(
+        _ALBERT, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        position_embedding_type="tupe",
+    ),
+    "tupe-r-base": dict(
+        _ALBERT, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        position_embedding_type="tupe", relative_attention_num_buckets=32,
     ),
     "bert-base": dict(
         _BERT, embedding_size=768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
@@ -45,8 +54,14 @@ class LiteBertConfig(PreTrainedConfig):
         sharing (`str`, defaults to `"all"`): which parameters the layers of a group share: `"all"` (ALBERT),
             `"attention"` (attention shared, a feed-forward block per layer), `"ffn"` (feed-forward shared, an
             attention block per layer) or `"none"` (BERT).
-        position_embedding_type (`str`, defaults to `"absolute"`): learned absolute positions added to the input
-            embeddings, as BERT and ALBERT do.
+        position_embedding_type (`str`, defaults to `"absolute"`): `"absolute"` adds learned position embeddings to
+            the input embeddings (BERT, ALBERT); `"tupe"` adds none and instead gives every attention score a
+            positional term computed from separately projected position embeddings, shared by all layers (TUPE).
+        tupe_untie_cls (`bool`, defaults to `True`): in TUPE mode, replace the positional term of the `[CLS]` row and
+            column by learned per-head values, so `[CLS]` attends and is attended to independently of position.
+        relative_attention_num_buckets (`int`, defaults to 0): in TUPE mode, > 0 adds a per-head bidirectional
+            relative-position bias with this many T5-style buckets (TUPE-R); 0 turns it off.
+        relative_attention_max_distance (`int`, defaults to 128): distances beyond this share the last bucket.
         hidden_dropout_prob, attention_probs_dropout_prob (`float`, default 0.0): ALBERT v2 uses no dropout.
         classifier_dropout_prob (`float`, defaults to 0.1): dropout before the classification heads.
 
@@ -83,6 +98,9 @@ class LiteBertConfig(PreTrainedConfig):
     tie_word_embeddings: bool = True
     sharing: str = "all"
     position_embedding_type: str = "absolute"
+    tupe_untie_cls: bool = True
+    relative_attention_num_buckets: int = 0
+    relative_attention_max_distance: int = 128
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -139,6 +157,7 @@ class LiteBertConfig(PreTrainedConfig):
             self.position_embedding_type,
             f"one of {POSITION_EMBEDDING_TYPES}",
         )
+        self._check_tupe_fields()
         _require(self.hidden_act in ACT2FN, "hidden_act", self.hidden_act, f"one of {sorted(ACT2FN)}")
         _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "a positive number")
         _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "a positive number")
@@ -151,6 +170,29 @@ class LiteBertConfig(PreTrainedConfig):
             self.pad_token_id,
             f"None or a token id in [0, vocab_size={self.vocab_size})",
         )
+
+
+    def _check_tupe_fields(self):
+        buckets = self.relative_attention_num_buckets
+        _require(
+            buckets == 0 or (buckets >= 4 and buckets % 2 == 0),
+            "relative_attention_num_buckets",
+            buckets,
+            "0 (off) or an even number >= 4 (half the buckets per direction)",
+        )
+        if buckets:
+            _require(
+                self.position_embedding_type == "tupe",
+                "relative_attention_num_buckets",
+                buckets,
+                "0 unless position_embedding_type='tupe' (TUPE-R)",
+            )
+            _require(
+                self.relative_attention_max_distance > buckets // 4,
+                "relative_attention_max_distance",
+                self.relative_attention_max_distance,
+                f"greater than relative_attention_num_buckets // 4 = {buckets // 4} (the exactly-bucketed distances)",
+            )
 
 
 def _require(condition: bool, field: str, value, allowed: str):

@@ -4,6 +4,7 @@ This file is copied next to saved weights for `trust_remote_code` users, so it i
 its sibling configuration module (relatively).
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,13 +34,18 @@ from .configuration_litebert import LiteBertConfig
 
 
 class LiteBertEmbeddings(nn.Module):
-    """Factorized embeddings: word (V x E) + token type + absolute position, LayerNorm, then a linear map E -> H."""
+    """Factorized embeddings: word (V x E) + token type (+ absolute position), LayerNorm, then a linear map E -> H.
+
+    In TUPE mode no position vector is added here: positions enter through the attention scores only.
+    """
 
     def __init__(self, config: LiteBertConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.embedding_size)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
+        self.position_embeddings = None
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         # Kept when E == H too, so that ALBERT and BERT checkpoints share one layout.
@@ -58,12 +64,71 @@ class LiteBertEmbeddings(nn.Module):
         seq_length = inputs_embeds.shape[1]
         if token_type_ids is None:
             token_type_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
-        if position_ids is None:
-            position_ids = self.position_ids[:, :seq_length]
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
-        embeddings = embeddings + self.position_embeddings(position_ids)
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = self.position_ids[:, :seq_length]
+            embeddings = embeddings + self.position_embeddings(position_ids)
         embeddings = self.dropout(self.LayerNorm(embeddings))
         return self.projection(embeddings)
+
+
+def relative_position_buckets(relative_position: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """T5-style bidirectional buckets of `relative_position` = j - i.
+
+    Half of the buckets serve each direction. Within a direction, distances below a quarter of `num_buckets` get a
+    bucket each; larger ones share logarithmically wider buckets, and distances from `max_distance` on share the last.
+    """
+    per_direction = num_buckets // 2
+    exact = per_direction // 2
+    direction_offset = (relative_position > 0).long() * per_direction
+    distance = relative_position.abs()
+    log_ratio = torch.log(distance.clamp(min=1).float() / exact) / math.log(max_distance / exact)
+    far_bucket = (exact + (log_ratio * (per_direction - exact)).long()).clamp(max=per_direction - 1)
+    return direction_offset + torch.where(distance < exact, distance, far_bucket)
+
+
+class LiteBertPositionBias(nn.Module):
+    """TUPE's positional attention term, an additive `[heads, L, L]` bias shared by every layer.
+
+    bias_h(i, j) = (LN(p_i) U_q)_h . (LN(p_j) U_k)_h / sqrt(2d), plus a bucketed relative bias b_h(j - i) for TUPE-R.
+    With `tupe_untie_cls`, row 0 becomes theta1_h and column 0 (rows >= 1) theta2_h; as in the paper's appendix, each
+    theta is a learned vector passed through LN, U_q and U_k like a position, so it has the scale of the other terms.
+    """
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.attention_head_size
+        self.scaling = (2 * self.head_size) ** -0.5
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        # row 0: [CLS] attending to others (theta1); row 1: others attending to [CLS] (theta2)
+        self.cls_embeddings = nn.Embedding(2, config.hidden_size) if config.tupe_untie_cls else None
+        self.num_buckets = config.relative_attention_num_buckets
+        self.max_distance = config.relative_attention_max_distance
+        self.relative_attention_bias = nn.Embedding(self.num_buckets, self.num_heads) if self.num_buckets else None
+
+    def split_heads(self, projected: torch.Tensor) -> torch.Tensor:
+        return projected.view(projected.shape[0], self.num_heads, self.head_size).transpose(0, 1)
+
+    def forward(self, seq_length: int) -> torch.Tensor:
+        positions = self.LayerNorm(self.position_embeddings.weight[:seq_length])
+        query, key = self.split_heads(self.query(positions)), self.split_heads(self.key(positions))
+        bias = torch.matmul(query, key.transpose(1, 2)) * self.scaling
+        index = torch.arange(seq_length, device=bias.device)
+        if self.relative_attention_bias is not None:
+            buckets = relative_position_buckets(index[None, :] - index[:, None], self.num_buckets, self.max_distance)
+            bias = bias + self.relative_attention_bias(buckets).permute(2, 0, 1)
+        if self.cls_embeddings is not None:
+            cls = self.LayerNorm(self.cls_embeddings.weight)
+            theta = (self.split_heads(self.query(cls)) * self.split_heads(self.key(cls))).sum(-1) * self.scaling
+            cls_row, cls_column = theta[:, 0, None, None], theta[:, 1, None, None]
+            bias = torch.where(index[None, :] == 0, cls_column, bias)
+            bias = torch.where(index[:, None] == 0, cls_row, bias)
+        return bias
 
 
 def eager_attention_forward(
@@ -74,12 +139,15 @@ def eager_attention_forward(
     attention_mask: torch.Tensor | None,
     scaling: float,
     dropout: float = 0.0,
+    position_bias: torch.Tensor | None = None,
     **kwargs,
 ):
-    """Reference attention: softmax(q k^T * scaling + mask) v, with the mask additive (0 or -inf-like)."""
+    """Reference attention: softmax(q k^T * scaling + mask [+ position_bias]) v; the mask is additive."""
     attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         attn_weights = attn_weights + attention_mask
+    if position_bias is not None:
+        attn_weights = attn_weights + position_bias
     attn_weights = nn.functional.softmax(attn_weights, dim=-1)
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
     attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
@@ -94,7 +162,8 @@ class LiteBertAttention(nn.Module):
         self.config = config
         self.num_heads = config.num_attention_heads
         self.head_size = config.attention_head_size
-        self.scaling = self.head_size**-0.5
+        # TUPE splits each score into a word and a position term and scales both by 1/sqrt(2d).
+        self.scaling = (self.head_size * (2 if config.position_embedding_type == "tupe" else 1)) ** -0.5
         self.is_causal = False
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
@@ -221,6 +290,24 @@ class LiteBertPreTrainedModel(PreTrainedModel):
         if isinstance(module, LiteBertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
 
+    def _flash_attn_can_dispatch(self, flash_attn_version: int, is_init_check: bool = False) -> bool:
+        if self.config.position_embedding_type == "tupe":
+            raise ValueError(
+                "position_embedding_type='tupe' adds a positional bias to every attention score, and flash attention "
+                "takes no additive bias; use attn_implementation='sdpa', 'flex_attention' or 'eager'."
+            )
+        return super()._flash_attn_can_dispatch(flash_attn_version, is_init_check)
+
+    def get_position_attention_bias(self, seq_len: int) -> torch.Tensor:
+        """TUPE's positional attention term for `seq_len` tokens, `[heads, seq_len, seq_len]`, as added to the scores
+        of every layer ([CLS] untying and the TUPE-R relative bias included). For inspection and plots."""
+        position_bias = self.base_model.position_bias
+        if position_bias is None:
+            raise ValueError("get_position_attention_bias needs position_embedding_type='tupe'.")
+        if not 1 <= seq_len <= self.config.max_position_embeddings:
+            raise ValueError(f"seq_len={seq_len} must be in [1, max_position_embeddings={self.config.max_position_embeddings}].")
+        return position_bias(seq_len)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         self.config.auto_map = _full_auto_map()
         super().save_pretrained(save_directory, *args, **kwargs)
@@ -267,6 +354,11 @@ def _check_inputs(config: LiteBertConfig, input_ids, attention_mask, token_type_
     for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
         if tensor is not None and tensor.dim() == 2 and tuple(tensor.shape) != shape:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)} but the inputs have shape {shape}.")
+    if position_ids is not None and config.position_embedding_type == "tupe":
+        raise ValueError(
+            "position_ids cannot be given with position_embedding_type='tupe': its positional attention term is "
+            "computed once per forward pass for positions 0..L-1."
+        )
     if position_ids is not None and position_ids.shape[-1] != shape[1]:
         raise ValueError(f"position_ids has shape {tuple(position_ids.shape)} but the inputs have shape {shape}.")
     if torch.compiler.is_compiling():
@@ -290,6 +382,7 @@ class LiteBertModel(LiteBertPreTrainedModel):
         super().__init__(config)
         self.embeddings = LiteBertEmbeddings(config)
         self.encoder = LiteBertEncoder(config)
+        self.position_bias = LiteBertPositionBias(config) if config.position_embedding_type == "tupe" else None
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.pooler_activation = nn.Tanh() if add_pooling_layer else None
         self.post_init()
@@ -316,6 +409,10 @@ class LiteBertModel(LiteBertPreTrainedModel):
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
+        if self.position_bias is not None:  # computed once, reused by every layer
+            batch_size, seq_length = embedding_output.shape[:2]
+            position_bias = self.position_bias(seq_length).to(embedding_output.dtype)
+            kwargs["position_bias"] = position_bias.unsqueeze(0).expand(batch_size, -1, -1, -1)
         sequence_output = self.encoder(embedding_output, attention_mask, **kwargs)
         pooled_output = None
         if self.pooler is not None:

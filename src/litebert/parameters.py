@@ -11,7 +11,8 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Counts for a LiteBERT model (any head).
 
     - `total`: unique parameters (tied weights counted once), what is stored and trained.
-    - `embedding`: word, type and position embeddings, their LayerNorm and the E -> H projection.
+    - `embedding`: word, type and position embeddings, their LayerNorm and the E -> H projection (in TUPE mode also
+      the positional attention term's embeddings and projections, shared by all layers).
     - `encoder`: the transformer layers' unique parameters.
     - `heads`: pooler and task heads (the tied MLM decoder weight is not counted twice).
     - `effective`: what a model of the same shape without cross-layer sharing would hold, i.e. the parameters
@@ -19,7 +20,7 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     """
     base = model.base_model
     total = _numel(model)
-    embedding = _numel(base.embeddings)
+    embedding = _numel(base.embeddings) + (_numel(base.position_bias) if base.position_bias is not None else 0)
     encoder = _numel(base.encoder)
     config = base.config
     applications = config.layers_per_group * config.inner_group_num
