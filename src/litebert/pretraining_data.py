@@ -1,0 +1,621 @@
+"""ALBERT-style pretraining data: documents -> sentence-order pairs -> n-gram masked batches.
+
+Three steps, each usable with the stock `transformers.Trainer`:
+
+1. `load_documents` (or `read_documents`) turns text files or a `datasets` text
+   column into documents, one row per document, column "lines" (list of str).
+2. `build_sop_dataset` packs each document's lines into `[CLS] A [SEP] B [SEP]`
+   pairs for sentence-order prediction (SOP), without padding.
+3. `DataCollatorForNgramMLM` pads a batch and masks n-grams for MLM.
+
+Example:
+    >>> documents = load_documents(train_files=["wiki.train.txt"])
+    >>> train_dataset = build_sop_dataset(documents, tokenizer, max_seq_length=128)
+    >>> collator = DataCollatorForNgramMLM(tokenizer)
+    >>> trainer = Trainer(model, args, train_dataset=train_dataset, data_collator=collator)
+"""
+
+import functools
+import hashlib
+import itertools
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from datasets import Dataset, Features, IterableDataset, Sequence, Value, load_dataset
+from transformers import PreTrainedTokenizerBase
+
+from litebert.tokenization import check_special_tokens
+
+logger = logging.getLogger(__name__)
+
+DOCUMENT_COLUMN = "lines"
+DOCUMENT_FEATURES = Features({DOCUMENT_COLUMN: Sequence(Value("string"))})
+
+SOP_FEATURES = Features(
+    {
+        "input_ids": Sequence(Value("int32")),
+        "token_type_ids": Sequence(Value("int8")),
+        "attention_mask": Sequence(Value("int8")),
+        "special_tokens_mask": Sequence(Value("int8")),
+        "sentence_order_label": Value("int8"),
+    }
+)
+MIN_SEQ_LENGTH = 5  # [CLS] a [SEP] b [SEP]: one token per segment
+
+# Of the tokens chosen for MLM: 80% become [MASK], 10% a random token, 10% stay as they are.
+MASK_REPLACE_PROB = 0.8
+RANDOM_REPLACE_PROB = 0.1
+WORD_START_MARKERS = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the first piece of a word
+
+# ----------------------------------------------------------------------------
+# reading documents
+
+
+def heading_level(line: str) -> int:
+    """WikiText heading level: 1 for " = Title = ", 2 for " = = Section = = ", 0 for text.
+
+    Example:
+        >>> heading_level(" = Valkyria Chronicles III = "), heading_level(" = = Plot = = ")
+        (1, 2)
+    """
+    words = line.split()
+    if len(words) < 3 or words[0] != "=" or words[-1] != "=":
+        return 0
+    return next((i for i, word in enumerate(words) if word != "="), 0)
+
+
+def _wikitext_documents(lines: Iterable[str]) -> Iterator[list[str]]:
+    """A level-1 heading starts a new document; headings and blank lines are dropped."""
+    document = []
+    for line in lines:
+        level = heading_level(line)
+        if level == 1:
+            if document:
+                yield document
+            document = []
+        elif level == 0 and line.strip():
+            document.append(line.strip())
+    if document:
+        yield document
+
+
+def _blank_line_documents(lines: Iterable[str]) -> Iterator[list[str]]:
+    """One sentence (or paragraph) per line, documents separated by blank lines."""
+    document = []
+    for line in lines:
+        if line.strip():
+            document.append(line.strip())
+        elif document:
+            yield document
+            document = []
+    if document:
+        yield document
+
+
+def _is_wikitext(lines: Iterable[str]) -> bool:
+    """A text whose first non-blank line is a " = Title = " heading is read as WikiText."""
+    first_text = next((line for line in lines if line.strip()), "")
+    return heading_level(first_text) == 1
+
+
+def _file_documents(path: str) -> Iterator[list[str]]:
+    with open(path, encoding="utf-8") as f:
+        wikitext = _is_wikitext(f)
+    with open(path, encoding="utf-8") as f:
+        yield from (_wikitext_documents(f) if wikitext else _blank_line_documents(f))
+
+
+def _text_files(paths) -> list[str]:
+    """Validate `paths` (one path or a list): every file exists, and some file has text."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(path) for path in paths]
+    if not paths:
+        raise ValueError("no text files given")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"text file not found: {path!r}")
+    empty = [path for path in paths if not _has_document(path)]
+    if len(empty) == len(paths):
+        raise ValueError(f"empty corpus: no text found in {', '.join(empty)}")
+    if empty:
+        logger.warning("no text found in %s; skipping", ", ".join(empty))
+    return paths
+
+
+def _has_document(path: str) -> bool:
+    documents = _file_documents(path)
+    found = next(documents, None) is not None
+    documents.close()
+    return found
+
+
+def read_documents(paths) -> Iterator[list[str]]:
+    """Stream the documents of text files, each a list of non-blank lines.
+
+    Two layouts are recognised per file:
+    - WikiText: the first non-blank line is a " = Title = " heading. Each such
+      heading (exactly one "=" on each side) starts a document; sub-headings
+      (" = = Section = = ") and blank lines are dropped, not document breaks.
+    - Otherwise, blank lines separate documents (BERT's pretraining text layout).
+
+    Files are checked before anything is read: a missing file raises
+    FileNotFoundError naming it; files with no text at all raise ValueError.
+
+    Example:
+        >>> docs = read_documents(["wiki.train.txt"])
+        >>> next(docs)[:1]
+        ['Senjō no Valkyria 3 : <unk> Chronicles ( Japanese : ...']
+    """
+    paths = _text_files(paths)
+    return (document for path in paths for document in _file_documents(path))
+
+
+def _documents_from_files(paths: list[str]) -> Iterator[dict]:
+    for path in paths:
+        for document in _file_documents(path):
+            yield {DOCUMENT_COLUMN: document}
+
+
+def _documents_from_rows(rows, text_column: str) -> Iterator[dict]:
+    """Rows of a `datasets` text column: WikiText lines when the first text is a
+    " = Title = " heading (as on the Hub's "wikitext"), otherwise one document per row."""
+    texts = (row[text_column] for row in rows)
+    leading = []
+    for text in texts:  # look ahead to the first non-blank text to pick the layout
+        leading.append(text)
+        if text.strip():
+            break
+    texts = itertools.chain(leading, texts)
+    if _is_wikitext(leading):
+        documents = _wikitext_documents(texts)
+    else:
+        documents = ([line.strip() for line in text.splitlines() if line.strip()] for text in texts)
+    for document in documents:
+        if document:
+            yield {DOCUMENT_COLUMN: document}
+
+
+def _fingerprint(*parts) -> str:
+    """Cache key of a documents dataset built by `load_documents`."""
+    return hashlib.sha256(repr(("litebert-documents", parts)).encode()).hexdigest()[:32]
+
+
+def _files_fingerprint(paths: list[str]) -> str:
+    # Keyed on path, size and modification time, so an edited file is read again, not taken from the cache.
+    return _fingerprint([(os.path.abspath(path), os.path.getsize(path), os.stat(path).st_mtime_ns) for path in paths])
+
+
+def _load_text_dataset(name: str, config: str | None, split: str, streaming: bool):
+    try:
+        return load_dataset(name, config, split=split, streaming=streaming)
+    except (ConnectionError, FileNotFoundError) as error:
+        raise OSError(
+            f"could not load dataset {name!r} (config {config!r}, split {split!r}): {error}. "
+            "Without network access to the Hugging Face Hub, pass local text files with train_files=..."
+        ) from error
+
+
+def load_documents(
+    train_files=None,
+    dataset_name: str | None = None,
+    dataset_config: str | None = None,
+    text_column: str = "text",
+    streaming: bool = False,
+    split: str = "train",
+) -> Dataset | IterableDataset:
+    """Documents as a `datasets.Dataset` (or `IterableDataset` when streaming), one row
+    per document, column "lines" holding its non-blank lines.
+
+    Give either local text files (`train_files`, layouts as in `read_documents`) or a
+    `datasets` name whose `text_column` holds the text: each row is a document split
+    into lines at newlines, except WikiText-style rows (one line per row, the first
+    text a " = Title = " heading), which are grouped by title.
+
+    `split` picks the split of a `datasets` dataset. A missing file or empty corpus
+    raises as in `read_documents`; a dataset that cannot be loaded (e.g. a Hub name
+    offline) raises OSError saying so.
+
+    Example:
+        >>> documents = load_documents(train_files=["wiki.train.txt", "wiki.valid.txt"])
+        >>> documents = load_documents(dataset_name="wikitext", dataset_config="wikitext-103-raw-v1")
+    """
+    if (train_files is None) == (dataset_name is None):
+        raise ValueError("pass exactly one of train_files (local text files) or dataset_name")
+    if train_files is not None:
+        paths = _text_files(train_files)
+        generator, gen_kwargs, fingerprint = _documents_from_files, {"paths": paths}, _files_fingerprint(paths)
+    else:
+        rows = _load_text_dataset(dataset_name, dataset_config, split, streaming)
+        if rows.column_names is not None and text_column not in rows.column_names:
+            raise ValueError(
+                f"dataset {dataset_name!r} has no column {text_column!r}; its columns are {rows.column_names}"
+            )
+        generator, gen_kwargs = _documents_from_rows, {"rows": rows, "text_column": text_column}
+        fingerprint = None if streaming else _fingerprint(rows._fingerprint, text_column)
+    if streaming:
+        return IterableDataset.from_generator(generator, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs)
+    return Dataset.from_generator(generator, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs, fingerprint=fingerprint)
+
+
+# ----------------------------------------------------------------------------
+# sentence-order-prediction pairs
+
+
+def check_max_seq_length(max_seq_length: int, max_position_embeddings: int | None = None) -> None:
+    """Raise ValueError unless MIN_SEQ_LENGTH <= max_seq_length <= max_position_embeddings (when given)."""
+    if max_seq_length < MIN_SEQ_LENGTH:
+        raise ValueError(
+            f"max_seq_length={max_seq_length} is too small: [CLS] A [SEP] B [SEP] needs at least {MIN_SEQ_LENGTH}"
+        )
+    if max_position_embeddings is not None and max_seq_length > max_position_embeddings:
+        raise ValueError(
+            f"max_seq_length={max_seq_length} is larger than the model's "
+            f"max_position_embeddings={max_position_embeddings}"
+        )
+
+
+def build_sop_dataset(
+    documents_dataset: Dataset | IterableDataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int = 128,
+    short_seq_prob: float = 0.1,
+    seed: int = 42,
+    num_proc: int | None = None,
+    max_position_embeddings: int | None = None,
+) -> Dataset | IterableDataset:
+    """Sentence-order-prediction examples from a documents dataset (column "lines").
+
+    Per document, after ALBERT's create_pretraining_data:
+    - each line is tokenized, and consecutive lines are packed into a chunk of a
+      target length: max_seq_length - 3, or with probability `short_seq_prob` a
+      random length from 2 up. A chunk never spans two documents;
+    - unlike ALBERT, which truncates the pair and drops the overflow, a line that
+      overflows the chunk is cut there and its rest opens the next chunk. Chunks
+      are filled exactly (the last of a document may be shorter), no text is
+      dropped, and A + B is always contiguous source text;
+    - the chunk is cut at a random line boundary into A and B. A chunk within a
+      single line (a long paragraph, or a one-line document) is cut at a random
+      token instead, so both segments are never empty;
+    - with probability 0.5, A and B swap and sentence_order_label is 1 (0 = original order).
+
+    Output columns (unpadded): input_ids = [CLS] A [SEP] B [SEP], token_type_ids
+    (0 for [CLS] A [SEP], 1 for B [SEP]), attention_mask, special_tokens_mask and
+    sentence_order_label. The result depends only on `seed` and the data (each
+    document gets its own random stream), not on `num_proc` or batching.
+
+    Example:
+        >>> sop = build_sop_dataset(documents, tokenizer, max_seq_length=128, max_position_embeddings=512)
+        >>> sop.column_names
+        ['input_ids', 'token_type_ids', 'attention_mask', 'special_tokens_mask', 'sentence_order_label']
+    """
+    check_special_tokens(tokenizer)
+    check_max_seq_length(max_seq_length, max_position_embeddings)
+    columns = documents_dataset.column_names
+    if columns is not None and DOCUMENT_COLUMN not in columns:
+        raise ValueError(f"documents dataset needs a {DOCUMENT_COLUMN!r} column (list of str); it has {columns}")
+    make_examples = functools.partial(
+        _sop_examples,
+        tokenizer=tokenizer,
+        max_num_tokens=max_seq_length - 3,
+        short_seq_prob=short_seq_prob,
+        seed=seed,
+    )
+    map_kwargs = dict(
+        batched=True, with_indices=True, remove_columns=columns or [DOCUMENT_COLUMN], features=SOP_FEATURES
+    )
+    if isinstance(documents_dataset, Dataset):
+        map_kwargs.update(num_proc=num_proc, desc="Building sentence-order pairs")
+    return documents_dataset.map(make_examples, **map_kwargs)
+
+
+def _sop_examples(batch: dict, indices: list[int], *, tokenizer, max_num_tokens, short_seq_prob, seed) -> dict:
+    """Batched `datasets.map` function: documents in, SOP examples out."""
+    documents = batch[DOCUMENT_COLUMN]
+    lines = [line for document in documents for line in document]
+    token_ids = []
+    if lines:
+        encoding = tokenizer(lines, add_special_tokens=False, return_attention_mask=False, verbose=False)
+        token_ids = encoding["input_ids"]
+    examples = {name: [] for name in SOP_FEATURES}
+    offset = 0
+    for document, index in zip(documents, indices):
+        document_ids = token_ids[offset : offset + len(document)]
+        offset += len(document)
+        rng = np.random.default_rng([seed, index])
+        for segment_a, segment_b, label in _sop_pairs(document_ids, max_num_tokens, short_seq_prob, rng):
+            _add_example(examples, segment_a, segment_b, label, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    return examples
+
+
+def _sop_pairs(lines_ids: list[list[int]], max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator):
+    """Yield (segment_a, segment_b, sentence_order_label) for one tokenized document."""
+    pending = [ids for ids in reversed(lines_ids) if ids]  # a stack: the next line on top
+    target_length = _target_length(max_num_tokens, short_seq_prob, rng)
+    chunk, chunk_length = [], 0
+    while pending:
+        line = pending.pop()
+        room = target_length - chunk_length
+        if len(line) > room:  # fill the chunk exactly; the rest of the line opens the next chunk
+            line, rest = line[:room], line[room:]
+            pending.append(rest)
+        chunk.append(line)
+        chunk_length += len(line)
+        if chunk_length < target_length and pending:
+            continue
+        pair = _split_chunk(chunk, rng)
+        if pair is not None:
+            segment_a, segment_b = pair
+            if rng.random() < 0.5:
+                yield segment_b, segment_a, 1
+            else:
+                yield segment_a, segment_b, 0
+        chunk, chunk_length = [], 0
+        target_length = _target_length(max_num_tokens, short_seq_prob, rng)
+
+
+def _target_length(max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator) -> int:
+    # Occasional short sequences reduce the mismatch with short fine-tuning inputs.
+    if rng.random() < short_seq_prob:
+        return int(rng.integers(2, max_num_tokens + 1))
+    return max_num_tokens
+
+
+def _split_chunk(chunk: list[list[int]], rng: np.random.Generator) -> tuple[list[int], list[int]] | None:
+    """Cut a chunk into two non-empty segments, at a line boundary when it holds two lines or more."""
+    if len(chunk) >= 2:
+        a_end = int(rng.integers(1, len(chunk)))
+        return sum(chunk[:a_end], []), sum(chunk[a_end:], [])
+    tokens = chunk[0]
+    if len(tokens) < 2:
+        return None
+    cut = int(rng.integers(1, len(tokens)))
+    return tokens[:cut], tokens[cut:]
+
+
+def _add_example(examples: dict, segment_a: list[int], segment_b: list[int], label: int, cls_id: int, sep_id: int):
+    examples["input_ids"].append([cls_id, *segment_a, sep_id, *segment_b, sep_id])
+    examples["token_type_ids"].append([0] * (len(segment_a) + 2) + [1] * (len(segment_b) + 1))
+    examples["attention_mask"].append([1] * (len(segment_a) + len(segment_b) + 3))
+    examples["special_tokens_mask"].append([1] + [0] * len(segment_a) + [1] + [0] * len(segment_b) + [1])
+    examples["sentence_order_label"].append(label)
+
+
+# ----------------------------------------------------------------------------
+# n-gram masking
+
+
+@dataclass
+class DataCollatorForNgramMLM:
+    """Pad SOP examples into a batch and mask n-grams for MLM, as in ALBERT (paper §4.1).
+
+    Per sequence, exactly max(1, round(mlm_probability * units)) units are chosen,
+    where the units are the non-special, non-padding tokens (or whole words, see
+    below). They are chosen as n-grams of n = 1..max_ngram units with p(n) ∝ 1/n,
+    never crossing a special token or padding:
+    - span lengths are drawn first and redrawn until they sum exactly to the budget.
+      That condition alone would favour short spans (a long span has fewer ways to
+      end inside the budget), so the draw uses probabilities corrected for it and the
+      chosen spans follow p(n) ∝ 1/n;
+    - spans are then placed ALBERT-style, longest first: a start is drawn at random
+      among the starts whose span overlaps no chosen unit (if none is left for n
+      units in a row, the span is split in two).
+    Chosen tokens become [MASK] (80%), a random non-special token (10%) or stay
+    unchanged (10%); `labels` holds their original ids and -100 elsewhere.
+
+    whole_word_masking: a unit is a whole word: a token continues the previous word
+    when it starts with "##" (WordPiece), or when it lacks a "▁"/"Ġ" word-start
+    marker (SentencePiece, byte-level BPE); the convention is read from the vocab.
+    The budget then counts words, so about 15% of tokens are masked on average.
+
+    The batch has input_ids, attention_mask, labels, and token_type_ids and
+    sentence_order_label when the examples have them. `special_tokens_mask` is read
+    when present (the Trainer drops it as an unused column; special ids are
+    recognised anyway) and not returned. `return_spans=True` adds "spans": per
+    sequence, a list of (start, end, n) token positions [start, end) of each
+    n-gram, for inspection only (a model does not accept it).
+
+    Randomness comes from `seed` (or torch's seed when None); each DataLoader
+    worker gets its own stream.
+
+    Example:
+        >>> collator = DataCollatorForNgramMLM(tokenizer, pad_to_multiple_of=8, seed=0)
+        >>> batch = collator([sop_dataset[0], sop_dataset[1]])
+        >>> sorted(batch)
+        ['attention_mask', 'input_ids', 'labels', 'sentence_order_label', 'token_type_ids']
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    mlm_probability: float = 0.15
+    max_ngram: int = 3
+    whole_word_masking: bool = False
+    pad_to_multiple_of: int | None = None
+    seed: int | None = None
+    return_spans: bool = False
+
+    def __post_init__(self):
+        check_special_tokens(self.tokenizer)
+        if not 0 < self.mlm_probability < 1:
+            raise ValueError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}")
+        if self.max_ngram < 1:
+            raise ValueError(f"max_ngram must be at least 1, got {self.max_ngram}")
+        self._special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)))
+        vocab_ids = np.arange(len(self.tokenizer))
+        self._random_ids = vocab_ids[~np.isin(vocab_ids, self._special_ids)]
+        self._continues_word = _continuation_flags(self.tokenizer) if self.whole_word_masking else None
+        self._rng, self._rng_owner = None, None
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = self._pad(examples)
+        input_ids = batch["input_ids"]
+        candidates = (batch["attention_mask"] == 1) & ~np.isin(input_ids, self._special_ids)
+        if "special_tokens_mask" in batch:
+            candidates &= batch.pop("special_tokens_mask") == 0
+        rng = self._generator()
+
+        spans = [self._choose_spans(ids, row_candidates, rng) for ids, row_candidates in zip(input_ids, candidates)]
+        chosen = np.zeros_like(candidates)
+        for row, row_spans in enumerate(spans):
+            for start, end, _ in row_spans:
+                chosen[row, start:end] = True
+        batch["labels"] = np.where(chosen, input_ids, -100)
+
+        roll = rng.random(input_ids.shape)
+        to_mask = chosen & (roll < MASK_REPLACE_PROB)
+        to_random = chosen & (roll >= MASK_REPLACE_PROB) & (roll < MASK_REPLACE_PROB + RANDOM_REPLACE_PROB)
+        input_ids[to_mask] = self.tokenizer.mask_token_id
+        input_ids[to_random] = rng.choice(self._random_ids, size=int(to_random.sum()))
+
+        batch = {name: torch.from_numpy(values.astype(np.int64)) for name, values in batch.items()}
+        if self.return_spans:
+            batch["spans"] = spans
+        return batch
+
+    def _pad(self, examples: list[dict]) -> dict[str, np.ndarray]:
+        """Right-pad the per-token columns to the longest example (rounded up to pad_to_multiple_of)."""
+        length = max(len(example["input_ids"]) for example in examples)
+        if self.pad_to_multiple_of:
+            length = math.ceil(length / self.pad_to_multiple_of) * self.pad_to_multiple_of
+        pad_values = {
+            "input_ids": self.tokenizer.pad_token_id,
+            "token_type_ids": self.tokenizer.pad_token_type_id,
+            "special_tokens_mask": 1,
+        }
+        batch = {}
+        for name, pad_value in pad_values.items():
+            if name not in examples[0]:
+                continue
+            padded = np.full((len(examples), length), pad_value, dtype=np.int64)
+            for row, example in enumerate(examples):
+                values = np.asarray(example[name])
+                padded[row, : len(values)] = values
+            batch[name] = padded
+        lengths = np.array([len(example["input_ids"]) for example in examples])
+        batch["attention_mask"] = (np.arange(length) < lengths[:, None]).astype(np.int64)
+        if "sentence_order_label" in examples[0]:
+            batch["sentence_order_label"] = np.array([int(e["sentence_order_label"]) for e in examples])
+        return batch
+
+    def _generator(self) -> np.random.Generator:
+        """This process's RNG; a DataLoader worker (new seed each epoch) reseeds its copy."""
+        worker = torch.utils.data.get_worker_info()
+        owner = worker.seed if worker is not None else None
+        if self._rng is None or owner != self._rng_owner:
+            base_seed = self.seed if self.seed is not None else torch.initial_seed()
+            self._rng = np.random.default_rng([base_seed] if owner is None else [base_seed, owner])
+            self._rng_owner = owner
+        return self._rng
+
+    def _choose_spans(self, ids: np.ndarray, candidates: np.ndarray, rng: np.random.Generator):
+        """(start, end, n) token positions of the n-grams chosen in one sequence."""
+        unit_starts, unit_ends, unit_runs = _maskable_units(ids, candidates, self._continues_word)
+        if len(unit_starts) == 0:
+            return []
+        budget = max(1, round(self.mlm_probability * len(unit_starts)))
+        lengths = _draw_span_lengths(budget, self.max_ngram, rng)
+        spans = _place_spans(lengths, unit_runs, rng)
+        return sorted((int(unit_starts[u]), int(unit_ends[u + n - 1]), n) for u, n in spans)
+
+
+def _continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """For each token id, whether that token continues the previous word."""
+    tokens = [token or "" for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    wordpiece = sum(token.startswith("##") for token in tokens)
+    marked_starts = sum(token.startswith(WORD_START_MARKERS) for token in tokens)
+    if wordpiece > marked_starts:
+        return np.array([token.startswith("##") for token in tokens])
+    return np.array([not token.startswith(WORD_START_MARKERS) for token in tokens])
+
+
+def _maskable_units(ids: np.ndarray, candidates: np.ndarray, continues_word: np.ndarray | None):
+    """Split the candidate positions into units (tokens, or whole words when `continues_word` is given).
+
+    Returns each unit's first position, its end (one past its last position), and the
+    id of its run of adjacent candidates: n-grams stay inside one run, so they never
+    cover a special token or padding.
+    """
+    after_candidate = np.r_[False, candidates[:-1]]
+    unit_begins = candidates.copy()
+    if continues_word is not None:
+        unit_begins &= ~(continues_word[ids] & after_candidate)
+    positions = np.flatnonzero(candidates)
+    first_in_unit = np.flatnonzero(unit_begins[positions])  # indices into positions
+    last_in_unit = np.r_[first_in_unit[1:], len(positions)] - 1
+    run_ids = np.cumsum(candidates & ~after_candidate) - 1
+    unit_starts = positions[first_in_unit]
+    return unit_starts, positions[last_in_unit] + 1, run_ids[unit_starts]
+
+
+def _draw_span_lengths(budget: int, max_ngram: int, rng: np.random.Generator) -> np.ndarray:
+    """Span lengths (in units) that sum exactly to `budget`."""
+    probs = _span_length_probs(budget, max_ngram)
+    while True:
+        lengths = rng.choice(np.arange(1, len(probs) + 1), size=budget, p=probs)
+        totals = np.cumsum(lengths)
+        stop = np.searchsorted(totals, budget)  # the first draw reaching the budget
+        if totals[stop] == budget:
+            return lengths[: stop + 1]
+
+
+@functools.lru_cache(maxsize=None)
+def _span_length_probs(budget: int, max_ngram: int) -> np.ndarray:
+    """Probabilities q(n) such that lengths drawn from q, kept only when they sum
+    exactly to `budget`, have the shares p(n) ∝ 1/n (n up to min(max_ngram, budget))."""
+    target = 1.0 / np.arange(1, min(max_ngram, budget) + 1)
+    target /= target.sum()
+    probs = target.copy()
+    for _ in range(100):  # fixed-point iteration, done in under 20 steps
+        shares = _length_shares(probs, budget)
+        if np.allclose(shares, target, rtol=0, atol=1e-9):
+            break
+        probs *= target / shares
+        probs /= probs.sum()
+    return probs
+
+
+def _length_shares(probs: np.ndarray, budget: int) -> np.ndarray:
+    """Expected share of each span length among lengths drawn from `probs` that sum exactly to `budget`."""
+    # reach[m]: probability that the running total of drawn lengths equals m at some point
+    reach = np.zeros(budget + 1)
+    reach[0] = 1.0
+    for total in range(1, budget + 1):
+        n = np.arange(1, min(len(probs), total) + 1)
+        reach[total] = probs[n - 1] @ reach[total - n]
+    # a span of length n fits wherever the total before it is j and the rest reaches budget - j - n
+    counts = np.array(
+        [probs[n - 1] * reach[: budget - n + 1] @ reach[budget - n :: -1] for n in range(1, len(probs) + 1)]
+    )
+    return counts / counts.sum()
+
+
+def _place_spans(lengths: np.ndarray, unit_runs: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Place spans of the given lengths on free units; returns (first unit, n) pairs."""
+    free = np.ones(len(unit_runs), dtype=bool)
+    pending = sorted(int(n) for n in lengths)  # longest last, popped first: long spans are the hardest to fit
+    placed = []
+    while pending:
+        n = pending.pop()
+        starts = _free_starts(free, unit_runs, n)
+        if len(starts) == 0:  # no n free units in a row are left: split the span
+            pending = [1] + pending + [n - 1]
+            continue
+        start = int(rng.choice(starts))
+        free[start : start + n] = False
+        placed.append((start, n))
+    return placed
+
+
+def _free_starts(free: np.ndarray, unit_runs: np.ndarray, n: int) -> np.ndarray:
+    """Units where n free units of one run begin."""
+    count = len(free) - n + 1
+    if count <= 0:
+        return np.array([], dtype=int)
+    ok = free[:count].copy()
+    for k in range(1, n):
+        ok &= free[k : k + count] & (unit_runs[k : k + count] == unit_runs[:count])
+    return np.flatnonzero(ok)
