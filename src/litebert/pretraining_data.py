@@ -29,7 +29,7 @@ import torch
 from datasets import Dataset, Features, IterableDataset, Sequence, Value, load_dataset
 from transformers import PreTrainedTokenizerBase
 
-from litebert.tokenization import check_special_tokens
+from .tokenization import check_special_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -42,3 +42,26 @@ def run_without_litebert(folder: str | Path, auto_class: str, inputs: dict[str, 
         if result.returncode != 0:
             raise RuntimeError(f"Loading {folder} with {auto_class} without litebert failed:\n{result.stderr[-4000:]}")
         return result.stdout.strip().splitlines()[-1], load_file(f"{io_path}/outputs.safetensors")["output"]
+
+
+_FILL_MASK = """
+import json, sys
+sys.modules["litebert"] = None
+from transformers import pipeline
+folder, sentences = sys.argv[1], json.loads(sys.argv[2])
+fill_mask = pipeline("fill-mask", model=folder, trust_remote_code=True, device="cpu", top_k=3)
+print(json.dumps([[(p["token_str"], round(p["score"], 3)) for p in fill_mask(s)] for s in sentences]))
+"""
+
+
+def fill_mask_without_litebert(folder: str | Path, sentences: list[str]) -> list[list[tuple[str, float]]]:
+    """Top-3 `pipeline("fill-mask")` predictions for each sentence, computed in a process that cannot import
+    litebert (stock transformers with `trust_remote_code=True`)."""
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-c", _FILL_MASK, str(folder), json.dumps(sentences)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"fill-mask on {folder} without litebert failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

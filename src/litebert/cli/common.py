@@ -1,0 +1,61 @@
+"""Helpers shared by the `litebert-*` training scripts."""
+
+import logging
+import os
+import sys
+
+import datasets
+import transformers
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+logger = logging.getLogger("litebert")
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    """Log to stdout: info on the main process, warnings elsewhere (as transformers' example scripts do)."""
+    level = logging.INFO if training_args.should_log else logging.WARNING
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout, level=level)
+    logger.setLevel(level)
+    datasets.utils.logging.set_verbosity(logging.WARNING)
+    transformers.utils.logging.set_verbosity(logging.WARNING)
+
+
+def checkpoint_to_resume(training_args: TrainingArguments, auto_resume: bool) -> str | None:
+    """`--resume_from_checkpoint` when given; otherwise, with `auto_resume`, the newest checkpoint in `output_dir`,
+    so that a run killed mid-way continues where it stopped when started again with the same command."""
+    if training_args.resume_from_checkpoint:
+        if not os.path.isdir(training_args.resume_from_checkpoint):
+            raise SystemExit(f"--resume_from_checkpoint {training_args.resume_from_checkpoint} is not a folder.")
+        return training_args.resume_from_checkpoint
+    if auto_resume and os.path.isdir(training_args.output_dir):
+        last = get_last_checkpoint(training_args.output_dir)
+        if last is not None:
+            logger.info(f"Resuming from {last} (pass --auto_resume false to start over).")
+        return last
+    return None
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    """'hidden_size=256,sharing=ffn,tupe_untie_cls=false' -> typed keyword arguments for the config."""
+    overrides = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        if "=" not in item:
+            raise SystemExit(f"--config_overrides entry {item!r} is not of the form name=value.")
+        name, value = (part.strip() for part in item.split("=", 1))
+        overrides[name] = _parse_value(value)
+    return overrides
+
+
+def _parse_value(value: str):
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

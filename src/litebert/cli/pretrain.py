@@ -1,0 +1,256 @@
+"""`litebert-pretrain`: MLM + sentence-order pretraining of a LiteBERT from raw text, on the stock Trainer.
+
+    litebert-pretrain --preset albert-base --train_file corpus.txt --output_dir runs/albert-base \\
+        --do_train --do_eval --max_steps 10000 --per_device_train_batch_size 32 --learning_rate 1e-3
+
+Without --train_file/--dataset_name it pretrains on the built-in corpus (docstrings of the Python installation,
+see `litebert.default_corpus`). Without --tokenizer_name it trains a Unigram tokenizer on the training text first.
+Every `TrainingArguments` flag works (optimizer: AdamW, the stock default; LAMB is not part of torch). The same
+command runs under `torchrun --nproc_per_node=N` or `accelerate launch` (data-parallel through the stock Trainer).
+Started again with the same --output_dir, it resumes from the newest checkpoint.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments
+
+from .. import LiteBertConfig, LiteBertForPreTraining
+from ..default_corpus import write_docstring_corpus
+from ..pretraining_data import DataCollatorForNgramMLM, build_sop_dataset, check_max_seq_length, load_documents
+from ..tokenization import check_special_tokens, train_tokenizer
+from ..trainer_callbacks import add_litebert_callbacks
+from .common import checkpoint_to_resume, logger, parse_config_overrides, setup_logging
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="albert-base", metadata={"help": "LiteBertConfig preset for a new model"})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "config fields over the preset, e.g. 'hidden_size=256,sharing=ffn'"}
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "continue pretraining this LiteBERT folder instead of a new model"}
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "an existing tokenizer folder; by default one is trained on the corpus"}
+    )
+    tokenizer_vocab_size: int = field(default=30000, metadata={"help": "vocabulary of a trained tokenizer"})
+    lowercase: bool = field(default=True, metadata={"help": "lower-case text in a trained tokenizer"})
+
+
+@dataclass
+class DataArguments:
+    train_file: list[str] | None = field(default=None, metadata={"help": "text files (blank-line separated documents)"})
+    validation_file: list[str] | None = field(default=None, metadata={"help": "held-out text files"})
+    dataset_name: str | None = field(default=None, metadata={"help": "a `datasets` dataset with a text column"})
+    dataset_config_name: str | None = None
+    text_column: str = "text"
+    streaming: bool = field(default=False, metadata={"help": "stream the corpus instead of loading it (needs --max_steps)"})
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "share of documents held out when no --validation_file is given"}
+    )
+    validation_documents: int = field(default=200, metadata={"help": "documents held out when streaming"})
+    max_seq_length: int = 128
+    short_seq_prob: float = 0.1
+    mlm_probability: float = 0.15
+    max_ngram: int = 3
+    whole_word_masking: bool = False
+    preprocessing_num_workers: int | None = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    default_corpus_megabytes: float = field(
+        default=8.0, metadata={"help": "size cap of the built-in corpus used when no data is given"}
+    )
+    auto_resume: bool = field(default=True, metadata={"help": "resume from the newest checkpoint in output_dir"})
+
+
+def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None, output_dir: str):
+    """The tokenizer given by name, the one an earlier run saved in output_dir, or a new one trained on the files."""
+    saved = Path(output_dir) / "tokenizer.json"
+    if model_args.tokenizer_name or model_args.model_name_or_path:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+    elif saved.is_file():
+        tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    else:
+        if not train_files:
+            raise SystemExit("Training a tokenizer needs --train_file; with --dataset_name pass --tokenizer_name.")
+        logger.info(f"Training a Unigram tokenizer ({model_args.tokenizer_vocab_size} pieces) on {train_files}")
+        tokenizer = train_tokenizer(
+            train_files, vocab_size=model_args.tokenizer_vocab_size, lowercase=model_args.lowercase
+        )
+        tokenizer.save_pretrained(output_dir)
+    check_special_tokens(tokenizer)
+    return tokenizer
+
+
+def build_model(model_args: ModelArguments, tokenizer) -> LiteBertForPreTraining:
+    if model_args.model_name_or_path:
+        return LiteBertForPreTraining.from_pretrained(model_args.model_name_or_path)
+    overrides = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+    }
+    overrides.update(parse_config_overrides(model_args.config_overrides))
+    return LiteBertForPreTraining(LiteBertConfig.from_preset(model_args.preset, **overrides))
+
+
+def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: int, seed: int):
+    """Documents -> SOP examples, split into train and held-out sets by document (never within a document)."""
+    check_max_seq_length(data_args.max_seq_length, max_position_embeddings)
+    documents = load_documents(
+        train_files=data_args.train_file,
+        dataset_name=data_args.dataset_name,
+        dataset_config=data_args.dataset_config_name,
+        text_column=data_args.text_column,
+        streaming=data_args.streaming,
+    )
+    if data_args.validation_file:
+        held_out = load_documents(train_files=data_args.validation_file, streaming=data_args.streaming)
+    elif data_args.streaming:
+        held_out = documents.take(data_args.validation_documents)
+        documents = documents.skip(data_args.validation_documents)
+    else:
+        if len(documents) < 2:
+            raise SystemExit("The corpus has a single document: pass --validation_file to evaluate.")
+        fraction = max(data_args.validation_split_percentage / 100, 1 / len(documents))
+        split = documents.train_test_split(test_size=fraction, seed=seed)
+        documents, held_out = split["train"], split["test"]
+
+    def examples(docs, limit, split_seed):
+        dataset = build_sop_dataset(
+            docs,
+            tokenizer,
+            max_seq_length=data_args.max_seq_length,
+            short_seq_prob=data_args.short_seq_prob,
+            seed=split_seed,
+            num_proc=data_args.preprocessing_num_workers,
+            max_position_embeddings=max_position_embeddings,
+        )
+        if limit is not None:
+            dataset = dataset.take(limit) if data_args.streaming else dataset.select(range(min(limit, len(dataset))))
+        return dataset
+
+    return examples(documents, data_args.max_train_samples, seed), examples(held_out, data_args.max_eval_samples, seed + 1)
+
+
+def reduce_pretraining_logits(logits, labels):
+    """Keep only what the metrics need, per batch: MLM argmax, SOP argmax and each row's summed MLM cross-entropy
+    (the full vocabulary logits would not fit in memory over a whole evaluation set)."""
+    prediction_logits, sop_logits = logits[0], logits[1]
+    mlm_labels = labels[0]
+    cross_entropy = torch.nn.functional.cross_entropy(
+        prediction_logits.transpose(1, 2).float(), mlm_labels, ignore_index=-100, reduction="none"
+    ).sum(-1)
+    return prediction_logits.argmax(-1), sop_logits.argmax(-1), cross_entropy
+
+
+def pretraining_metrics(eval_prediction) -> dict:
+    """MLM accuracy and perplexity over the masked tokens, SOP accuracy over the pairs."""
+    mlm_predictions, sop_predictions, cross_entropy = eval_prediction.predictions
+    mlm_labels, sop_labels = eval_prediction.label_ids
+    masked = mlm_labels != -100
+    mlm_loss = float(np.sum(cross_entropy) / max(int(masked.sum()), 1))
+    return {
+        "mlm_accuracy": float((mlm_predictions[masked] == mlm_labels[masked]).mean()),
+        "mlm_loss": mlm_loss,
+        "perplexity": math.exp(min(mlm_loss, 50.0)),
+        "sop_accuracy": float((sop_predictions == sop_labels).mean()),
+    }
+
+
+def default_corpus(output_dir: str, megabytes: float, training_args: TrainingArguments) -> list[str]:
+    path = Path(output_dir) / "default_corpus.txt"
+    with training_args.main_process_first(desc="gathering the default corpus"):
+        if not path.is_file():
+            counts = write_docstring_corpus(path, max_megabytes=megabytes)
+            logger.info(
+                f"No --train_file/--dataset_name: built the default corpus {path} from the docstrings of "
+                f"{counts['files']} Python source files ({counts['documents']} documents, {counts['bytes'] / 1e6:.1f} MB)"
+            )
+    return [str(path)]
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    setup_logging(training_args)
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    if not data_args.train_file and not data_args.dataset_name:
+        data_args.train_file = default_corpus(training_args.output_dir, data_args.default_corpus_megabytes, training_args)
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise SystemExit("--streaming needs --max_steps: a streamed corpus has no known length.")
+    if training_args.include_num_input_tokens_seen == "no":
+        training_args.include_num_input_tokens_seen = "non_padding"  # for the tokens/s log
+
+    with training_args.main_process_first(desc="tokenizer"):
+        tokenizer = prepare_tokenizer(model_args, data_args.train_file, training_args.output_dir)
+    model = build_model(model_args, tokenizer)
+    with training_args.main_process_first(desc="pretraining data"):
+        train_dataset, eval_dataset = load_splits(
+            data_args, tokenizer, model.config.max_position_embeddings, training_args.seed
+        )
+    collator = DataCollatorForNgramMLM(
+        tokenizer,
+        mlm_probability=data_args.mlm_probability,
+        max_ngram=data_args.max_ngram,
+        whole_word_masking=data_args.whole_word_masking,
+        seed=training_args.seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=pretraining_metrics,
+        preprocess_logits_for_metrics=reduce_pretraining_logits,
+    )
+    add_litebert_callbacks(trainer)
+
+    results = {"world_size": training_args.world_size}
+    if training_args.do_eval and training_args.do_train:
+        results.update({f"initial_{k}": v for k, v in trainer.evaluate(metric_key_prefix="eval").items()})
+    if training_args.do_train:
+        resume = checkpoint_to_resume(training_args, data_args.auto_resume)
+        train_result = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()  # Hub-ready: safetensors, config with auto_map, modeling code, tokenizer
+        replace_pickled_training_args(training_args)
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+        results.update(train_result.metrics)
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+    if trainer.is_world_process_zero():
+        Path(training_args.output_dir, "pretraining_results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def replace_pickled_training_args(training_args: TrainingArguments) -> None:
+    """The Trainer pickles its arguments into the model folder; a folder meant for the Hub keeps JSON instead."""
+    if training_args.should_save:
+        Path(training_args.output_dir, "training_args.bin").unlink(missing_ok=True)
+        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())
+
+
+def parse_arguments(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(*parse_arguments(argv))
+
+
+if __name__ == "__main__":
+    main()

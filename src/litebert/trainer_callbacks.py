@@ -1,0 +1,119 @@
+"""Callbacks for the stock `transformers.Trainer`: throughput and parameter counts in the logs, loss-curve plot.
+
+    >>> trainer = Trainer(model=model, args=args, train_dataset=train_dataset)
+    >>> add_litebert_callbacks(trainer)
+    >>> trainer.train()     # logs gain tokens_per_second, examples_per_second and param/* entries
+"""
+
+import time
+from pathlib import Path
+
+from transformers import Trainer, TrainerCallback
+
+from .parameters import parameter_counts
+
+
+class ThroughputCallback(TrainerCallback):
+    """Adds `examples_per_second` and `tokens_per_second` (non-padding tokens, all processes) to each training log,
+    measured over the steps since the previous log (transformers' own `train_tokens_per_second` averages since the
+    start, hiding slow-downs). Token counts need `TrainingArguments(include_num_input_tokens_seen=
+    "non_padding")` (or "all"); without it only the example rate is logged."""
+
+    def __init__(self):
+        self.last_time = None
+        self.last_step = 0
+        self.last_tokens = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last_time = time.perf_counter()
+        self.last_step = state.global_step
+        self.last_tokens = state.num_input_tokens_seen
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or "loss" not in logs or self.last_time is None:
+            return
+        now = time.perf_counter()
+        elapsed = now - self.last_time
+        if elapsed <= 0 or state.global_step == self.last_step:
+            return
+        examples_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        rates = {"examples_per_second": round((state.global_step - self.last_step) * examples_per_step / elapsed, 2)}
+        if state.num_input_tokens_seen:
+            rates["tokens_per_second"] = round((state.num_input_tokens_seen - self.last_tokens) / elapsed, 1)
+        _add_to_log(state, logs, rates)
+        self.last_time, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+
+
+class ParameterCountCallback(TrainerCallback):
+    """Adds the model's parameter counts (`param/total`, `param/effective`, ...; see `parameter_counts`) to the first
+    training log, so they reach every logger the Trainer reports to."""
+
+    def __init__(self):
+        self.counts = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None and hasattr(model, "base_model") and hasattr(model.base_model, "encoder"):
+            self.counts = {f"param/{name}": value for name, value in parameter_counts(model).items()}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.counts and logs is not None:
+            _add_to_log(state, logs, self.counts)
+            self.counts = None
+
+
+def _add_to_log(state, logs: dict, entries: dict) -> None:
+    """Add entries to the log dict the later callbacks (reporters, progress bar) receive, and to the copy the Trainer
+    already stored in `state.log_history` (saved in trainer_state.json)."""
+    logs.update(entries)
+    if state.log_history and state.log_history[-1].get("step") == state.global_step:
+        state.log_history[-1].update(entries)
+
+
+class LossPlotCallback(TrainerCallback):
+    """Writes `loss_curves.png` (training and evaluation loss against step) to the output folder when training ends."""
+
+    def __init__(self, file_name: str = "loss_curves.png"):
+        self.file_name = file_name
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            plot_loss_curves(state.log_history, Path(args.output_dir) / self.file_name)
+
+
+def plot_loss_curves(log_history: list[dict], path: Path) -> Path | None:
+    """Plot `loss` and `eval_loss` entries of a Trainer log history; returns the path, or None with nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {
+        "training loss": [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry],
+        "evaluation loss": [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry],
+    }
+    if not any(curves.values()):
+        return None
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for label, points in curves.items():
+        if points:
+            steps, values = zip(*points)
+            axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=label)
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def add_litebert_callbacks(trainer: Trainer, plot_losses: bool = True) -> Trainer:
+    """Attach LiteBERT's callbacks. The logging ones go first in the callback list: they add entries to the log dict
+    that the reporting and progress callbacks (which come earlier by default) must already see."""
+    for callback in (ParameterCountCallback(), ThroughputCallback()):
+        trainer.callback_handler.callbacks.insert(0, callback)
+    if plot_losses:
+        trainer.add_callback(LossPlotCallback())
+    return trainer

@@ -1,0 +1,124 @@
+"""`litebert-pretrain` end to end on real text: tokenizer, SOP pairs, n-gram masking, Trainer, resume, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA
+
+from litebert import LiteBertForPreTraining
+from litebert.cli.pretrain import parse_arguments, run
+
+TINY = "hidden_size=64,num_attention_heads=2,intermediate_size=128,num_hidden_layers=2,embedding_size=32,max_position_embeddings=64"
+
+
+@pytest.fixture(scope="module")
+def wikitext_slice(tmp_path_factory) -> Path:
+    """The first ~2,000 lines of WikiText-2 train (real English articles with ' = Title = ' headings)."""
+    path = tmp_path_factory.mktemp("corpus") / "wiki.train.txt"
+    with open(SHARED_DATA / "wikitext-2" / "train.txt", encoding="utf-8") as source:
+        path.write_text("".join(line for _, line in zip(range(2000), source)), encoding="utf-8")
+    return path
+
+
+def pretrain(output_dir, corpus, *extra):
+    argv = [
+        "--output_dir", str(output_dir),
+        "--train_file", str(corpus),
+        "--config_overrides", TINY,
+        "--tokenizer_vocab_size", "1000",
+        "--max_seq_length", "64",
+        "--per_device_train_batch_size", "16",
+        "--per_device_eval_batch_size", "64",
+        "--learning_rate", "2e-3",
+        "--warmup_steps", "10",
+        "--report_to", "none",
+        "--use_cpu", "true",
+        "--seed", "0",
+        "--max_eval_samples", "256",
+        *extra,
+    ]
+    return run(*parse_arguments(argv))
+
+
+def test_pretraining_lowers_the_held_out_mlm_loss(wikitext_slice, tmp_path):
+    results = pretrain(tmp_path, wikitext_slice, "--do_train", "--do_eval", "--max_steps", "300",
+                       "--logging_steps", "50", "--save_steps", "1000")
+    # measured: held-out MLM loss 6.92 -> 5.16 (perplexity 1011 -> 173), MLM accuracy 0.00 -> 0.13
+    assert results["initial_eval_mlm_loss"] > 6.5
+    assert results["eval_mlm_loss"] < results["initial_eval_mlm_loss"] - 1.0
+    assert results["eval_mlm_accuracy"] > results["initial_eval_mlm_accuracy"] + 0.05
+    assert 0.0 <= results["eval_sop_accuracy"] <= 1.0
+    saved = {path.name for path in tmp_path.iterdir()}
+    assert {"model.safetensors", "config.json", "modeling_litebert.py", "tokenizer.json", "loss_curves.png"} <= saved
+    assert "training_args.json" in saved and not any(name.endswith((".bin", ".pt", ".pkl")) for name in saved)
+    assert LiteBertForPreTraining.from_pretrained(tmp_path).config.vocab_size == 1000
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    training_logs = [entry for entry in history if "loss" in entry]
+    assert all("tokens_per_second" in entry and entry["tokens_per_second"] > 0 for entry in training_logs)
+    assert training_logs[0]["param/total"] > 0 and training_logs[0]["param/effective"] > training_logs[0]["param/total"]
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(wikitext_slice, tmp_path):
+    pretrain(tmp_path, wikitext_slice, "--do_train", "--max_steps", "6", "--save_steps", "3", "--logging_steps", "1")
+    shutil.rmtree(tmp_path / "checkpoint-6")  # as if killed after the checkpoint at step 3
+    (tmp_path / "model.safetensors").unlink()
+    pretrain(tmp_path, wikitext_slice, "--do_train", "--max_steps", "6", "--save_steps", "3", "--logging_steps", "1")
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    steps = [entry["step"] for entry in history if "loss" in entry]
+    assert steps == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the checkpoint's history, 4-6 from the resumed run
+    assert (tmp_path / "checkpoint-6").is_dir() and (tmp_path / "model.safetensors").is_file()
+
+
+def test_errors_are_clear(wikitext_slice, tmp_path):
+    with pytest.raises((FileNotFoundError, ValueError, SystemExit), match="missing.txt"):
+        pretrain(tmp_path / "a", tmp_path / "missing.txt", "--do_train", "--max_steps", "1")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n")
+    with pytest.raises((ValueError, SystemExit), match="empty|no text"):
+        pretrain(tmp_path / "b", empty, "--do_train", "--max_steps", "1", "--tokenizer_name",
+                 str(_tokenizer_folder(wikitext_slice, tmp_path)))
+    with pytest.raises(ValueError, match="128.*64|64.*128"):
+        pretrain(tmp_path / "c", wikitext_slice, "--do_train", "--max_steps", "1", "--max_seq_length", "128")
+
+
+def _tokenizer_folder(corpus, tmp_path) -> Path:
+    from litebert.tokenization import train_tokenizer
+
+    folder = tmp_path / "tokenizer"
+    train_tokenizer([str(corpus)], vocab_size=500, show_progress=False).save_pretrained(folder)
+    return folder
+
+
+def test_tokenizer_without_mask_token_is_refused(wikitext_slice, tmp_path, minilm_folder):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder)
+    tokenizer.mask_token = None
+    folder = tmp_path / "no-mask"
+    tokenizer.save_pretrained(folder)
+    with pytest.raises(ValueError, match="mask"):
+        pretrain(tmp_path / "run", wikitext_slice, "--do_train", "--max_steps", "1", "--tokenizer_name", str(folder))
+
+
+def test_data_parallel_run_with_two_cpu_processes(wikitext_slice, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [
+        str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "litebert.cli.pretrain",
+        "--output_dir", str(tmp_path), "--train_file", str(wikitext_slice), "--config_overrides", TINY,
+        "--tokenizer_vocab_size", "1000", "--max_seq_length", "64", "--per_device_train_batch_size", "8",
+        "--do_train", "--max_steps", "4", "--logging_steps", "1", "--report_to", "none", "--use_cpu", "true",
+        "--ddp_backend", "gloo", "--save_steps", "100",
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((tmp_path / "pretraining_results.json").read_text())
+    assert results["world_size"] == 2
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert (tmp_path / "model.safetensors").is_file()
