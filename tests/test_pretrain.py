@@ -122,3 +122,11 @@ def test_data_parallel_run_with_two_cpu_processes(wikitext_slice, tmp_path):
     state = json.loads((tmp_path / "trainer_state.json").read_text())
     assert state["global_step"] == 4
     assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_streaming_corpus_trains_with_max_steps(wikitext_slice, tmp_path):
+    results = pretrain(tmp_path, wikitext_slice, "--do_train", "--do_eval", "--streaming", "true",
+                       "--validation_documents", "3", "--max_steps", "4", "--save_steps", "100")
+    assert results["train_runtime"] > 0 and 0.0 <= results["eval_mlm_accuracy"] <= 1.0
+    with pytest.raises(SystemExit, match="--streaming needs --max_steps"):
+        pretrain(tmp_path / "no-steps", wikitext_slice, "--do_train", "--streaming", "true")

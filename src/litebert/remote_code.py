@@ -34,7 +34,7 @@ def run_without_litebert(folder: str | Path, auto_class: str, inputs: dict[str, 
     with tempfile.TemporaryDirectory() as io_path:
         save_file({name: tensor.contiguous() for name, tensor in inputs.items()}, f"{io_path}/inputs.safetensors")
         result = subprocess.run(
-            [sys.executable, "-c", _LOADER, str(folder), auto_class, io_path],
+            [sys.executable, "-c", _LOADER, str(Path(folder).resolve()), auto_class, io_path],
             capture_output=True,
             text=True,
             cwd=io_path,
@@ -60,7 +60,9 @@ def fill_mask_without_litebert(folder: str | Path, sentences: list[str]) -> list
     import json
 
     result = subprocess.run(
-        [sys.executable, "-c", _FILL_MASK, str(folder), json.dumps(sentences)], capture_output=True, text=True
+        [sys.executable, "-c", _FILL_MASK, str(Path(folder).resolve()), json.dumps(sentences)],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"fill-mask on {folder} without litebert failed:\n{result.stderr[-4000:]}")

@@ -9,6 +9,7 @@
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -51,6 +52,8 @@ def pretraining_arguments(output_dir: str, max_steps: int, seed: int):
         warmup_steps=max(1, max_steps // 10),
         weight_decay=0.01,
         logging_steps=max(1, max_steps // 10),
+        eval_strategy="steps",
+        eval_steps=max(1, max_steps // 4),
         save_steps=max(1, max_steps // 3),
         save_total_limit=1,
         report_to=[],
@@ -92,11 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    folder = Path(args.output_dir)
+    if (folder / "demo_summary.json").is_file():  # a finished earlier demo: start over (an interrupted one resumes)
+        shutil.rmtree(folder)
+
     print("Parameters of the published shapes (V = 30000):")
     print(format_parameter_table(preset_parameter_rows()))
 
     results = run(*pretraining_arguments(args.output_dir, args.max_steps, args.seed))
-    folder = Path(args.output_dir)
     model = LiteBertForPreTraining.from_pretrained(folder)
     print("\nDemo model (sharing='all'):")
     print(format_parameter_table({"demo": parameter_counts(model)}))

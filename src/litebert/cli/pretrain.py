@@ -24,7 +24,7 @@ from .. import LiteBertConfig, LiteBertForPreTraining
 from ..default_corpus import write_docstring_corpus
 from ..pretraining_data import DataCollatorForNgramMLM, build_sop_dataset, check_max_seq_length, load_documents
 from ..tokenization import check_special_tokens, train_tokenizer
-from ..trainer_callbacks import add_litebert_callbacks
+from ..trainer_callbacks import add_litebert_callbacks, plot_loss_curves
 from .common import checkpoint_to_resume, logger, parse_config_overrides, setup_logging
 
 
@@ -215,8 +215,11 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
     add_litebert_callbacks(trainer)
 
     results = {"world_size": training_args.world_size}
+    initial_log = []
     if training_args.do_eval and training_args.do_train:
-        results.update({f"initial_{k}": v for k, v in trainer.evaluate(metric_key_prefix="eval").items()})
+        initial = trainer.evaluate()
+        results.update({f"initial_{k}": v for k, v in initial.items()})
+        initial_log = [{"step": 0, "eval_loss": initial["eval_loss"]}]
     if training_args.do_train:
         resume = checkpoint_to_resume(training_args, data_args.auto_resume)
         train_result = trainer.train(resume_from_checkpoint=resume)
@@ -233,6 +236,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         results.update(metrics)
     if trainer.is_world_process_zero():
         Path(training_args.output_dir, "pretraining_results.json").write_text(json.dumps(results, indent=2))
+        # the callback plotted at the end of training; redraw with the evaluations before and after it
+        log_history = initial_log + trainer.state.log_history
+        plot_loss_curves(log_history, Path(training_args.output_dir) / "loss_curves.png")
     return results
 
 
