@@ -8,6 +8,7 @@ scores of every layer (row i: query position, column j: key position).
 """
 
 import argparse
+from pathlib import Path
 
 import matplotlib
 
@@ -58,7 +59,8 @@ def main():
     bad = [head for head in args.heads if not 0 <= head < bias.shape[0]]
     if bad:
         raise SystemExit(f"--heads {bad} out of range: the model has {bias.shape[0]} heads.")
-    plot_position_bias(bias, args.heads, f"TUPE positional term: {args.model or args.preset}", args.output)
+    name = Path(args.model).name if args.model else args.preset
+    plot_position_bias(bias, args.heads, f"TUPE positional term: {name}", args.output)
     print(f"Saved {args.output}")
 
 
