@@ -62,6 +62,15 @@ class LiteBertConfig(PreTrainedConfig):
         relative_attention_num_buckets (`int`, defaults to 0): in TUPE mode, > 0 adds a per-head bidirectional
             relative-position bias with this many T5-style buckets (TUPE-R); 0 turns it off.
         relative_attention_max_distance (`int`, defaults to 128): distances beyond this share the last bucket.
+        tnf_enabled (`bool`, defaults to `False`): Taking Notes on the Fly (TNF) during pretraining: a note
+            dictionary of contextual representations of rare words, mixed into their input embeddings. Only
+            [`LiteBertForPreTraining`] uses it; fine-tuning heads switch it off.
+        tnf_num_rare_words (`int`, defaults to 0): size of the note dictionary (the rare-word vocabulary).
+        tnf_note_weight (`float`, defaults to 0.5): lambda; a rare word's token embeddings e become
+            (1 - lambda) * e + lambda * note.
+        tnf_momentum (`float`, defaults to 0.1): gamma; note <- (1 - gamma) * note + gamma * new context.
+        tnf_window (`int`, defaults to 16): k; the context of an occurrence at tokens s..t is the mean of the last
+            layer's outputs at s - k .. t + k.
         hidden_dropout_prob, attention_probs_dropout_prob (`float`, default 0.0): ALBERT v2 uses no dropout.
         classifier_dropout_prob (`float`, defaults to 0.1): dropout before the classification heads.
 
@@ -101,6 +110,11 @@ class LiteBertConfig(PreTrainedConfig):
     tupe_untie_cls: bool = True
     relative_attention_num_buckets: int = 0
     relative_attention_max_distance: int = 128
+    tnf_enabled: bool = False
+    tnf_num_rare_words: int = 0
+    tnf_note_weight: float = 0.5
+    tnf_momentum: float = 0.1
+    tnf_window: int = 16
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -158,6 +172,7 @@ class LiteBertConfig(PreTrainedConfig):
             f"one of {POSITION_EMBEDDING_TYPES}",
         )
         self._check_tupe_fields()
+        self._check_tnf_fields()
         _require(self.hidden_act in ACT2FN, "hidden_act", self.hidden_act, f"one of {sorted(ACT2FN)}")
         _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "a positive number")
         _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "a positive number")
@@ -193,6 +208,19 @@ class LiteBertConfig(PreTrainedConfig):
                 self.relative_attention_max_distance,
                 f"greater than relative_attention_num_buckets // 4 = {buckets // 4} (the exactly-bucketed distances)",
             )
+
+    def _check_tnf_fields(self):
+        _require(self.tnf_num_rare_words >= 0, "tnf_num_rare_words", self.tnf_num_rare_words, ">= 0")
+        if self.tnf_enabled:
+            _require(
+                self.tnf_num_rare_words > 0,
+                "tnf_num_rare_words",
+                self.tnf_num_rare_words,
+                "> 0 when tnf_enabled=True (build a rare-word vocabulary first: litebert.tokenization)",
+            )
+        _require(0.0 < self.tnf_note_weight < 1.0, "tnf_note_weight", self.tnf_note_weight, "in (0, 1)")
+        _require(0.0 < self.tnf_momentum <= 1.0, "tnf_momentum", self.tnf_momentum, "in (0, 1]")
+        _require(self.tnf_window >= 0, "tnf_window", self.tnf_window, ">= 0")
 
 
 def _require(condition: bool, field: str, value, allowed: str):

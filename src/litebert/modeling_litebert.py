@@ -271,6 +271,92 @@ class LiteBertEncoder(nn.Module):
         return hidden_states
 
 
+class LiteBertNoteDictionary(nn.Module):
+    """TNF's note dictionary (Taking Notes on the Fly, Wu et al., ICLR 2021): one note per rare word.
+
+    `occurrences` rows are `(batch_index, start, end, word_id)`, token positions `start..end` inclusive. Notes are
+    buffers: saved with the weights and checkpoints, never trained by gradient.
+    """
+
+    def __init__(self, config: LiteBertConfig):
+        super().__init__()
+        self.note_weight = config.tnf_note_weight
+        self.momentum = config.tnf_momentum
+        self.window = config.tnf_window
+        self.notes = nn.Buffer(torch.zeros(config.tnf_num_rare_words, config.hidden_size))
+        self.seen = nn.Buffer(torch.zeros(config.tnf_num_rare_words, dtype=torch.bool))
+
+    def token_notes(self, occurrences: torch.Tensor, batch_size: int, seq_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token mixing weight (lambda where a seen rare word sits, else 0), `[B, L, 1]`, and notes `[B, L, H]`."""
+        occurrences = occurrences[self.seen[occurrences[:, 3]]]
+        batch_index, start, end, word = occurrences.unbind(1)
+        lengths = end - start + 1
+        rows = batch_index.repeat_interleave(lengths)
+        offsets = torch.arange(int(lengths.sum()), device=start.device) - (lengths.cumsum(0) - lengths).repeat_interleave(lengths)
+        columns = start.repeat_interleave(lengths) + offsets
+        weight = self.notes.new_zeros(batch_size, seq_length, 1)
+        notes = self.notes.new_zeros(batch_size, seq_length, self.notes.shape[1])
+        weight[rows, columns] = self.note_weight
+        notes[rows, columns] = self.notes[word.repeat_interleave(lengths)]
+        return weight, notes
+
+    @torch.no_grad()
+    def update(self, occurrences: torch.Tensor, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None):
+        """note <- (1 - gamma) note + gamma c (first sighting: note <- c), c the mean last-layer output over each
+        occurrence's window, averaged over a word's occurrences in the batch, and across data-parallel ranks."""
+        batch_index, start, end, word = occurrences.unbind(1)
+        positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+        in_window = (positions >= (start - self.window)[:, None]) & (positions <= (end + self.window)[:, None])
+        if attention_mask is not None:
+            in_window &= attention_mask[batch_index].bool()
+        weights = in_window.to(self.notes.dtype)
+        context = torch.einsum("ol,olh->oh", weights, hidden_states[batch_index].to(self.notes.dtype))
+        context = context / weights.sum(1, keepdim=True)
+        words, sums, counts = _sum_by_word(word, context)
+        words, sums, counts = _sum_by_word(*_gather_from_ranks(words, sums, counts))
+        if len(words) == 0:
+            return
+        mean = sums / counts[:, None]
+        previous = self.notes[words]
+        updated = (1 - self.momentum) * previous + self.momentum * mean
+        self.notes[words] = torch.where(self.seen[words][:, None], updated, mean)
+        self.seen[words] = True
+
+
+def _sum_by_word(words: torch.Tensor, values: torch.Tensor, counts: torch.Tensor | None = None):
+    """Unique word ids, the sum of their values and of their counts (1 per row unless `counts` is given)."""
+    unique, inverse = torch.unique(words, return_inverse=True)
+    sums = values.new_zeros(len(unique), values.shape[1]).index_add_(0, inverse, values)
+    row_counts = torch.ones_like(words, dtype=values.dtype) if counts is None else counts
+    return unique, sums, values.new_zeros(len(unique)).index_add_(0, inverse, row_counts)
+
+
+def _gather_from_ranks(words: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor):
+    """Every data-parallel rank's per-word sums and counts, concatenated in rank order (so all ranks combine them
+    identically and hold bitwise-equal notes); unchanged without torch.distributed."""
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return words, sums, counts
+    world_size = torch.distributed.get_world_size()
+    if world_size == 1:
+        return words, sums, counts
+    size = torch.tensor([len(words)], device=words.device)
+    sizes = [torch.zeros_like(size) for _ in range(world_size)]
+    torch.distributed.all_gather(sizes, size)
+    largest = int(max(sizes))
+    padding = largest - len(words)
+    padded = (
+        nn.functional.pad(words, (0, padding)),
+        nn.functional.pad(sums, (0, 0, 0, padding)),
+        nn.functional.pad(counts, (0, padding)),
+    )
+    gathered = []
+    for tensor in padded:
+        parts = [torch.empty_like(tensor) for _ in range(world_size)]
+        torch.distributed.all_gather(parts, tensor.contiguous())
+        gathered.append(torch.cat([part[: int(n)] for part, n in zip(parts, sizes)]))
+    return tuple(gathered)
+
+
 class LiteBertPreTrainedModel(PreTrainedModel):
     config: LiteBertConfig
     config_class = LiteBertConfig
@@ -282,13 +368,17 @@ class LiteBertPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_record_outputs = {"hidden_states": LiteBertLayer, "attentions": LiteBertAttention}
     # Loading a pretraining checkpoint into another head is the normal fine-tuning path: no report of its heads.
-    _keys_to_ignore_on_load_unexpected = [r"^predictions\.", r"^sop_classifier\."]
+    # TNF notes exist only during pretraining: other heads drop them silently.
+    _keys_to_ignore_on_load_unexpected = [r"^predictions\.", r"^sop_classifier\.", r"^notes\."]
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, LiteBertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+        elif isinstance(module, LiteBertNoteDictionary):
+            init.zeros_(module.notes)
+            init.copy_(module.seen, torch.zeros_like(module.seen))
 
     def _flash_attn_can_dispatch(self, flash_attn_version: int, is_init_check: bool = False) -> bool:
         if self.config.position_embedding_type == "tupe":
@@ -402,10 +492,18 @@ class LiteBertModel(LiteBertPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        token_notes: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
+        r"""
+        token_notes: TNF's `(weight [B, L, 1], notes [B, L, H])`; the embeddings become
+            `(1 - weight) * embeddings + weight * notes`. Given by [`LiteBertForPreTraining`].
+        """
         _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        if token_notes is not None:
+            weight, notes = (tensor.to(embedding_output.dtype) for tensor in token_notes)
+            embedding_output = (1 - weight) * embedding_output + weight * notes
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
@@ -457,6 +555,7 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
         self.litebert = LiteBertModel(config)
         self.predictions = LiteBertMLMHead(config)
         self.sop_classifier = LiteBertSOPHead(config)
+        self.notes = LiteBertNoteDictionary(config) if config.tnf_enabled else None
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -475,21 +574,34 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         sentence_order_label: torch.LongTensor | None = None,
+        tnf_occurrences: torch.LongTensor | None = None,
         **kwargs,
     ) -> LiteBertForPreTrainingOutput:
         r"""
         labels: `(batch_size, sequence_length)` token ids to predict at masked positions, -100 elsewhere.
         sentence_order_label: `(batch_size,)`, 0 when segment A precedes B in the source text, 1 when swapped.
+        tnf_occurrences: `(num_occurrences, 4)` rows `(batch_index, start, end, rare_word_id)` of the rare words in
+            the batch (token positions, end inclusive), as `DataCollatorForNgramMLM(rare_words=...)` gives them. Seen
+            words get their note mixed into their embeddings; in training mode the notes are updated afterwards.
         """
+        token_notes = None
+        if tnf_occurrences is not None:
+            if self.notes is None:
+                raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
+            shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+            token_notes = self.notes.token_notes(tnf_occurrences, *shape)
         outputs = self.litebert(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
+            token_notes=token_notes,
             return_dict=True,
             **kwargs,
         )
+        if tnf_occurrences is not None and self.training:
+            self.notes.update(tnf_occurrences, outputs.last_hidden_state, attention_mask)
         prediction_scores = self.predictions(outputs.last_hidden_state)
         sop_scores = self.sop_classifier(outputs.pooler_output)
 
@@ -512,6 +624,7 @@ class LiteBertForMaskedLM(LiteBertPreTrainedModel):
 
     def __init__(self, config: LiteBertConfig):
         super().__init__(config)
+        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config, add_pooling_layer=False)
         self.predictions = LiteBertMLMHead(config)
         self.post_init()
@@ -557,6 +670,7 @@ class LiteBertForSequenceClassification(LiteBertPreTrainedModel):
     def __init__(self, config: LiteBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
+        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -595,6 +709,7 @@ class LiteBertForTokenClassification(LiteBertPreTrainedModel):
     def __init__(self, config: LiteBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
+        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -634,6 +749,7 @@ class LiteBertForQuestionAnswering(LiteBertPreTrainedModel):
 
     def __init__(self, config: LiteBertConfig):
         super().__init__(config)
+        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
@@ -678,6 +794,7 @@ class LiteBertForMultipleChoice(LiteBertPreTrainedModel):
 
     def __init__(self, config: LiteBertConfig):
         super().__init__(config)
+        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
         self.classifier = nn.Linear(config.hidden_size, 1)

@@ -29,7 +29,7 @@ import torch
 from datasets import Dataset, Features, IterableDataset, Sequence, Value, load_dataset
 from transformers import PreTrainedTokenizerBase
 
-from .tokenization import check_special_tokens
+from .tokenization import RareWordVocabulary, check_special_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -420,8 +420,16 @@ class DataCollatorForNgramMLM:
     sequence, a list of (start, end, n) token positions [start, end) of each
     n-gram, for inspection only (a model does not accept it).
 
-    Randomness comes from `seed` (or torch's seed when None); each DataLoader
-    worker gets its own stream.
+    rare_words: for TNF, a `RareWordVocabulary`; the batch then also has
+    "tnf_occurrences", rows (batch_index, start, end, rare_word_id) with token
+    positions start..end inclusive, for every whole-word occurrence of a rare word.
+    Occurrences are found on the text before masking, so a rare word whose pieces
+    are masked still gets its note mixed into its (masked) embeddings, as the
+    note describes its context rather than its own tokens.
+
+    Randomness: with `seed`, the collator's own stream (each DataLoader worker gets
+    its own); without, each batch draws its seed from torch's global RNG, which the
+    Trainer seeds and restores on resume (what `litebert-pretrain` uses).
 
     Example:
         >>> collator = DataCollatorForNgramMLM(tokenizer, pad_to_multiple_of=8, seed=0)
@@ -437,6 +445,7 @@ class DataCollatorForNgramMLM:
     pad_to_multiple_of: int | None = None
     seed: int | None = None
     return_spans: bool = False
+    rare_words: RareWordVocabulary | None = None
 
     def __post_init__(self):
         check_special_tokens(self.tokenizer)
@@ -447,7 +456,9 @@ class DataCollatorForNgramMLM:
         self._special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)))
         vocab_ids = np.arange(len(self.tokenizer))
         self._random_ids = vocab_ids[~np.isin(vocab_ids, self._special_ids)]
-        self._continues_word = _continuation_flags(self.tokenizer) if self.whole_word_masking else None
+        word_flags = _continuation_flags(self.tokenizer) if self.whole_word_masking or self.rare_words else None
+        self._continues_word = word_flags if self.whole_word_masking else None
+        self._rare_word_finder = RareWordFinder(self.rare_words, word_flags) if self.rare_words else None
         self._rng, self._rng_owner = None, None
 
     def __call__(self, examples: list[dict]) -> dict:
@@ -456,6 +467,8 @@ class DataCollatorForNgramMLM:
         candidates = (batch["attention_mask"] == 1) & ~np.isin(input_ids, self._special_ids)
         if "special_tokens_mask" in batch:
             candidates &= batch.pop("special_tokens_mask") == 0
+        if self._rare_word_finder is not None:  # before masking: see the class docstring
+            occurrences = self._rare_word_finder.find(input_ids, batch["attention_mask"])
         rng = self._generator()
 
         spans = [self._choose_spans(ids, row_candidates, rng) for ids, row_candidates in zip(input_ids, candidates)]
@@ -471,6 +484,8 @@ class DataCollatorForNgramMLM:
         input_ids[to_mask] = self.tokenizer.mask_token_id
         input_ids[to_random] = rng.choice(self._random_ids, size=int(to_random.sum()))
 
+        if self._rare_word_finder is not None:
+            batch["tnf_occurrences"] = occurrences
         batch = {name: torch.from_numpy(values.astype(np.int64)) for name, values in batch.items()}
         if self.return_spans:
             batch["spans"] = spans
@@ -502,12 +517,18 @@ class DataCollatorForNgramMLM:
         return batch
 
     def _generator(self) -> np.random.Generator:
-        """This process's RNG; a DataLoader worker (new seed each epoch) reseeds its copy."""
+        """The RNG for one batch.
+
+        With `seed`: this collator's own stream (a DataLoader worker reseeds its copy), reproducible on its own.
+        Without: a fresh stream seeded from torch's global RNG, which the Trainer seeds (`--seed`) and restores
+        from a checkpoint, so that a resumed run masks exactly as an uninterrupted one would.
+        """
+        if self.seed is None:
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         worker = torch.utils.data.get_worker_info()
         owner = worker.seed if worker is not None else None
         if self._rng is None or owner != self._rng_owner:
-            base_seed = self.seed if self.seed is not None else torch.initial_seed()
-            self._rng = np.random.default_rng([base_seed] if owner is None else [base_seed, owner])
+            self._rng = np.random.default_rng([self.seed] if owner is None else [self.seed, owner])
             self._rng_owner = owner
         return self._rng
 
@@ -520,6 +541,45 @@ class DataCollatorForNgramMLM:
         lengths = _draw_span_lengths(budget, self.max_ngram, rng)
         spans = _place_spans(lengths, unit_runs, rng)
         return sorted((int(unit_starts[u]), int(unit_ends[u + n - 1]), n) for u, n in spans)
+
+
+class RareWordFinder:
+    """Finds whole-word occurrences of a `RareWordVocabulary`'s words in batches of token ids."""
+
+    def __init__(self, vocabulary: RareWordVocabulary, continues_word: np.ndarray):
+        self.continues_word = continues_word
+        self.by_first_piece: dict[int, list[tuple[tuple[int, ...], int]]] = {}
+        for word_id, pieces in enumerate(vocabulary.token_ids):
+            self.by_first_piece.setdefault(pieces[0], []).append((tuple(pieces), word_id))
+        for candidates in self.by_first_piece.values():
+            candidates.sort(key=lambda candidate: -len(candidate[0]))  # longest match first
+
+    def find(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """`(num_occurrences, 4)` rows (batch_index, start, end inclusive, word_id)."""
+        found = []
+        for row, (ids, mask) in enumerate(zip(input_ids.tolist(), attention_mask.tolist())):
+            length = sum(mask)
+            position = 0
+            while position < length:
+                match = self._match(ids, length, position)
+                if match is None:
+                    position += 1
+                    continue
+                size, word_id = match
+                found.append((row, position, position + size - 1, word_id))
+                position += size
+        return np.array(found, dtype=np.int64).reshape(-1, 4)
+
+    def _match(self, ids: list[int], length: int, position: int):
+        token = ids[position]
+        if token not in self.by_first_piece or self.continues_word[token]:
+            return None
+        for pieces, word_id in self.by_first_piece[token]:
+            end = position + len(pieces)
+            if end <= length and tuple(ids[position:end]) == pieces:
+                if end == length or not self.continues_word[ids[end]]:  # the word ends here
+                    return len(pieces), word_id
+        return None
 
 
 def _continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:

@@ -7,7 +7,8 @@ Without --train_file/--dataset_name it pretrains on the built-in corpus (docstri
 see `litebert.default_corpus`). Without --tokenizer_name it trains a Unigram tokenizer on the training text first.
 Every `TrainingArguments` flag works (optimizer: AdamW, the stock default; LAMB is not part of torch). The same
 command runs under `torchrun --nproc_per_node=N` or `accelerate launch` (data-parallel through the stock Trainer).
-Started again with the same --output_dir, it resumes from the newest checkpoint.
+Started again with the same --output_dir, it resumes from the newest checkpoint. --tnf takes notes on the fly for
+rare words (a rare-word vocabulary is counted over the corpus and saved as rare_words.json next to the tokenizer).
 """
 
 import json
@@ -23,7 +24,14 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 from .. import LiteBertConfig, LiteBertForPreTraining
 from ..default_corpus import write_docstring_corpus
 from ..pretraining_data import DataCollatorForNgramMLM, build_sop_dataset, check_max_seq_length, load_documents
-from ..tokenization import check_special_tokens, train_tokenizer
+from ..tokenization import (
+    RARE_WORDS_FILE,
+    RareWordVocabulary,
+    build_rare_word_vocabulary,
+    check_special_tokens,
+    count_words,
+    train_tokenizer,
+)
 from ..trainer_callbacks import add_litebert_callbacks, plot_loss_curves
 from .common import checkpoint_to_resume, logger, parse_config_overrides, setup_logging
 
@@ -42,6 +50,12 @@ class ModelArguments:
     )
     tokenizer_vocab_size: int = field(default=30000, metadata={"help": "vocabulary of a trained tokenizer"})
     lowercase: bool = field(default=True, metadata={"help": "lower-case text in a trained tokenizer"})
+    tnf: bool = field(default=False, metadata={"help": "take notes on the fly (TNF) for rare words"})
+    tnf_min_count: int = field(default=10, metadata={"help": "rare words: seen at least this often"})
+    tnf_max_count: int = field(default=100, metadata={"help": "rare words: seen at most this often"})
+    tnf_top_n: int | None = field(
+        default=None, metadata={"help": "rare words: the N rarest seen at least tnf_min_count times (no max)"}
+    )
 
 
 @dataclass
@@ -89,15 +103,39 @@ def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None,
     return tokenizer
 
 
-def build_model(model_args: ModelArguments, tokenizer) -> LiteBertForPreTraining:
+def prepare_rare_words(model_args: ModelArguments, data_args: "DataArguments", tokenizer, output_dir: str):
+    """The rare-word vocabulary saved next to the tokenizer (by an earlier run, or the model continued from), or a
+    new one counted over the training corpus."""
+    for folder in (output_dir, model_args.model_name_or_path):
+        if folder and (Path(folder) / RARE_WORDS_FILE).is_file():
+            return RareWordVocabulary.load(folder)
+    documents = load_documents(
+        train_files=data_args.train_file,
+        dataset_name=data_args.dataset_name,
+        dataset_config=data_args.dataset_config_name,
+        text_column=data_args.text_column,
+        streaming=data_args.streaming,
+    )
+    counts = count_words(documents, tokenizer, num_proc=data_args.preprocessing_num_workers)
+    rare_words = build_rare_word_vocabulary(
+        counts, tokenizer, model_args.tnf_min_count, model_args.tnf_max_count, model_args.tnf_top_n
+    )
+    logger.info(f"TNF: {len(rare_words)} rare words out of {len(counts)} distinct words")
+    rare_words.save(output_dir)
+    return rare_words
+
+
+def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteBertForPreTraining:
+    tnf = {"tnf_enabled": True, "tnf_num_rare_words": len(rare_words)} if rare_words is not None else {}
     if model_args.model_name_or_path:
-        return LiteBertForPreTraining.from_pretrained(model_args.model_name_or_path)
+        return LiteBertForPreTraining.from_pretrained(model_args.model_name_or_path, **tnf)
     overrides = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.cls_token_id,
         "eos_token_id": tokenizer.sep_token_id,
     }
+    overrides.update(tnf)
     overrides.update(parse_config_overrides(model_args.config_overrides))
     return LiteBertForPreTraining(LiteBertConfig.from_preset(model_args.preset, **overrides))
 
@@ -190,7 +228,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
 
     with training_args.main_process_first(desc="tokenizer"):
         tokenizer = prepare_tokenizer(model_args, data_args.train_file, training_args.output_dir)
-    model = build_model(model_args, tokenizer)
+        rare_words = None
+        if model_args.tnf:
+            rare_words = prepare_rare_words(model_args, data_args, tokenizer, training_args.output_dir)
+    model = build_model(model_args, tokenizer, rare_words)
     with training_args.main_process_first(desc="pretraining data"):
         train_dataset, eval_dataset = load_splits(
             data_args, tokenizer, model.config.max_position_embeddings, training_args.seed
@@ -200,8 +241,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         mlm_probability=data_args.mlm_probability,
         max_ngram=data_args.max_ngram,
         whole_word_masking=data_args.whole_word_masking,
-        seed=training_args.seed,
-    )
+        rare_words=rare_words,
+    )  # no seed: masks follow torch's RNG, which the Trainer seeds and restores on resume
     trainer = Trainer(
         model=model,
         args=training_args,
