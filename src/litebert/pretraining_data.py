@@ -428,8 +428,9 @@ class DataCollatorForNgramMLM:
     note describes its context rather than its own tokens.
 
     Randomness: with `seed`, the collator's own stream (each DataLoader worker gets
-    its own); without, each batch draws its seed from torch's global RNG, which the
-    Trainer seeds and restores on resume (what `litebert-pretrain` uses).
+    its own); without, a stream keyed by torch's initial seed and the batch's ids,
+    which makes a resumed run mask exactly as an uninterrupted one (what
+    `litebert-pretrain` uses).
 
     Example:
         >>> collator = DataCollatorForNgramMLM(tokenizer, pad_to_multiple_of=8, seed=0)
@@ -469,7 +470,7 @@ class DataCollatorForNgramMLM:
             candidates &= batch.pop("special_tokens_mask") == 0
         if self._rare_word_finder is not None:  # before masking: see the class docstring
             occurrences = self._rare_word_finder.find(input_ids, batch["attention_mask"])
-        rng = self._generator()
+        rng = self._generator(input_ids)
 
         spans = [self._choose_spans(ids, row_candidates, rng) for ids, row_candidates in zip(input_ids, candidates)]
         chosen = np.zeros_like(candidates)
@@ -516,15 +517,18 @@ class DataCollatorForNgramMLM:
             batch["sentence_order_label"] = np.array([int(e["sentence_order_label"]) for e in examples])
         return batch
 
-    def _generator(self) -> np.random.Generator:
+    def _generator(self, input_ids: np.ndarray) -> np.random.Generator:
         """The RNG for one batch.
 
         With `seed`: this collator's own stream (a DataLoader worker reseeds its copy), reproducible on its own.
-        Without: a fresh stream seeded from torch's global RNG, which the Trainer seeds (`--seed`) and restores
-        from a checkpoint, so that a resumed run masks exactly as an uninterrupted one would.
+        Without: a stream keyed by torch's initial seed (which the Trainer sets from `--seed`) and the batch's
+        token ids. Masks then depend on nothing else, so a run resumed from a checkpoint masks exactly as the
+        uninterrupted run did, and DataLoader workers need no coordination; batches differ from epoch to epoch
+        because the sampler shuffles, so their masks do too.
         """
         if self.seed is None:
-            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+            digest = hashlib.blake2b(np.ascontiguousarray(input_ids).tobytes(), digest_size=16).digest()
+            return np.random.default_rng([torch.initial_seed() % 2**63, *np.frombuffer(digest, dtype=np.uint32)])
         worker = torch.utils.data.get_worker_info()
         owner = worker.seed if worker is not None else None
         if self._rng is None or owner != self._rng_owner:

@@ -242,7 +242,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         max_ngram=data_args.max_ngram,
         whole_word_masking=data_args.whole_word_masking,
         rare_words=rare_words,
-    )  # no seed: masks follow torch's RNG, which the Trainer seeds and restores on resume
+    )  # no seed: masks are keyed by --seed and the batch itself, so resumed runs mask as uninterrupted ones
     trainer = Trainer(
         model=model,
         args=training_args,
