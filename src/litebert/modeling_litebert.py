@@ -305,13 +305,7 @@ class LiteBertNoteDictionary(nn.Module):
         """note <- (1 - gamma) note + gamma c (first sighting: note <- c), c the mean last-layer output over each
         occurrence's window, averaged over a word's occurrences in the batch, and across data-parallel ranks."""
         batch_index, start, end, word = occurrences.unbind(1)
-        positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
-        in_window = (positions >= (start - self.window)[:, None]) & (positions <= (end + self.window)[:, None])
-        if attention_mask is not None:
-            in_window &= attention_mask[batch_index].bool()
-        weights = in_window.to(self.notes.dtype)
-        context = torch.einsum("ol,olh->oh", weights, hidden_states[batch_index].to(self.notes.dtype))
-        context = context / weights.sum(1, keepdim=True)
+        context = _window_means(hidden_states, attention_mask, batch_index, start - self.window, end + self.window)
         words, sums, counts = _sum_by_word(word, context)
         words, sums, counts = _sum_by_word(*_gather_from_ranks(words, sums, counts))
         if len(words) == 0:
@@ -321,6 +315,21 @@ class LiteBertNoteDictionary(nn.Module):
         updated = (1 - self.momentum) * previous + self.momentum * mean
         self.notes[words] = torch.where(self.seen[words][:, None], updated, mean)
         self.seen[words] = True
+
+
+def _window_means(hidden_states, attention_mask, batch_index, first, last) -> torch.Tensor:
+    """Mean of `hidden_states[b, first..last]` (clipped to the sequence, padding excluded) for each row's window,
+    from running sums (float64, so the differences lose nothing) instead of gathering every window."""
+    batch_size, seq_length, _ = hidden_states.shape
+    if attention_mask is None:
+        attention_mask = hidden_states.new_ones(batch_size, seq_length)
+    mask = attention_mask.to(torch.float64)
+    running = nn.functional.pad((hidden_states.to(torch.float64) * mask[..., None]).cumsum(1), (0, 0, 1, 0))
+    running_count = nn.functional.pad(mask.cumsum(1), (1, 0))
+    first, last = first.clamp(min=0), (last + 1).clamp(max=seq_length)
+    sums = running[batch_index, last] - running[batch_index, first]
+    counts = running_count[batch_index, last] - running_count[batch_index, first]
+    return (sums / counts[:, None]).to(torch.float32)
 
 
 def _sum_by_word(words: torch.Tensor, values: torch.Tensor, counts: torch.Tensor | None = None):
@@ -343,6 +352,8 @@ def _gather_from_ranks(words: torch.Tensor, sums: torch.Tensor, counts: torch.Te
     sizes = [torch.zeros_like(size) for _ in range(world_size)]
     torch.distributed.all_gather(sizes, size)
     largest = int(max(sizes))
+    if largest == 0:  # no rank saw a rare word
+        return words, sums, counts
     padding = largest - len(words)
     padded = (
         nn.functional.pad(words, (0, padding)),

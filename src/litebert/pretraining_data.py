@@ -459,7 +459,9 @@ class DataCollatorForNgramMLM:
         self._random_ids = vocab_ids[~np.isin(vocab_ids, self._special_ids)]
         word_flags = _continuation_flags(self.tokenizer) if self.whole_word_masking or self.rare_words else None
         self._continues_word = word_flags if self.whole_word_masking else None
-        self._rare_word_finder = RareWordFinder(self.rare_words, word_flags) if self.rare_words else None
+        self._rare_word_finder = None
+        if self.rare_words:
+            self._rare_word_finder = RareWordFinder(self.rare_words, word_flags, self._special_ids)
         self._rng, self._rng_owner = None, None
 
     def __call__(self, examples: list[dict]) -> dict:
@@ -548,42 +550,32 @@ class DataCollatorForNgramMLM:
 
 
 class RareWordFinder:
-    """Finds whole-word occurrences of a `RareWordVocabulary`'s words in batches of token ids."""
+    """Finds whole-word occurrences of a `RareWordVocabulary`'s words in batches of token ids.
 
-    def __init__(self, vocabulary: RareWordVocabulary, continues_word: np.ndarray):
-        self.continues_word = continues_word
-        self.by_first_piece: dict[int, list[tuple[tuple[int, ...], int]]] = {}
-        for word_id, pieces in enumerate(vocabulary.token_ids):
-            self.by_first_piece.setdefault(pieces[0], []).append((tuple(pieces), word_id))
-        for candidates in self.by_first_piece.values():
-            candidates.sort(key=lambda candidate: -len(candidate[0]))  # longest match first
+    Each sequence is cut into words (a word starts at every piece that does not continue the previous one, and at
+    and after special tokens); a word is an occurrence when its pieces are exactly a rare word's pieces.
+    """
+
+    def __init__(self, vocabulary: RareWordVocabulary, continues_word: np.ndarray, special_ids: np.ndarray):
+        self.word_ids = {tuple(pieces): word_id for word_id, pieces in enumerate(vocabulary.token_ids)}
+        self.continues_word = continues_word.copy()
+        self.is_special = np.zeros(len(continues_word), dtype=bool)
+        self.is_special[special_ids] = True
 
     def find(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """`(num_occurrences, 4)` rows (batch_index, start, end inclusive, word_id)."""
+        starts_word = ~self.continues_word[input_ids] | self.is_special[input_ids]
+        starts_word[:, 1:] |= self.is_special[input_ids[:, :-1]]
+        starts_word[:, 0] = True
         found = []
-        for row, (ids, mask) in enumerate(zip(input_ids.tolist(), attention_mask.tolist())):
-            length = sum(mask)
-            position = 0
-            while position < length:
-                match = self._match(ids, length, position)
-                if match is None:
-                    position += 1
-                    continue
-                size, word_id = match
-                found.append((row, position, position + size - 1, word_id))
-                position += size
+        for row, (ids, starts, length) in enumerate(zip(input_ids, starts_word, attention_mask.sum(1))):
+            boundaries = np.r_[np.flatnonzero(starts[:length]), length].tolist()
+            ids = ids.tolist()
+            for begin, end in zip(boundaries[:-1], boundaries[1:]):
+                word_id = self.word_ids.get(tuple(ids[begin:end]))
+                if word_id is not None:
+                    found.append((row, begin, end - 1, word_id))
         return np.array(found, dtype=np.int64).reshape(-1, 4)
-
-    def _match(self, ids: list[int], length: int, position: int):
-        token = ids[position]
-        if token not in self.by_first_piece or self.continues_word[token]:
-            return None
-        for pieces, word_id in self.by_first_piece[token]:
-            end = position + len(pieces)
-            if end <= length and tuple(ids[position:end]) == pieces:
-                if end == length or not self.continues_word[ids[end]]:  # the word ends here
-                    return len(pieces), word_id
-        return None
 
 
 def _continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
