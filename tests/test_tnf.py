@@ -258,6 +258,7 @@ for step in range(3):
     optimizer.zero_grad()
 world = dist.get_world_size()
 torch.save({"notes": model.module.notes.notes, "seen": model.module.notes.seen}, sys.argv[1] + f"/notes-w{world}-r{rank}.pt")
+dist.barrier()  # no rank tears gloo down while another still talks to it
 dist.destroy_process_group()
 """
 
@@ -268,8 +269,9 @@ def test_notes_are_identical_on_every_rank(tmp_path):
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     for nproc, port, extra in ((2, "29531", []), (1, "29532", ["0"])):  # 2 ranks; then rank 0's shard alone
-        subprocess.run([torchrun, "--nproc_per_node", str(nproc), "--master_port", port, str(script), str(tmp_path),
-                        *extra], check=True, env=environment, capture_output=True, timeout=300)
+        completed = subprocess.run([torchrun, "--nproc_per_node", str(nproc), "--master_port", port, str(script),
+                                    str(tmp_path), *extra], env=environment, capture_output=True, text=True, timeout=300)
+        assert completed.returncode == 0, completed.stderr[-3000:]
     rank_0, rank_1 = (torch.load(tmp_path / f"notes-w2-r{r}.pt", weights_only=True) for r in (0, 1))
     assert torch.equal(rank_0["notes"], rank_1["notes"]) and torch.equal(rank_0["seen"], rank_1["seen"])
     assert rank_0["seen"].all()
