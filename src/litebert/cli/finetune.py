@@ -1,0 +1,159 @@
+"""What the fine-tuning scripts (`litebert.cli.glue`, `litebert.cli.squad`, `litebert.cli.race`) share: the model and
+data arguments, loading a LiteBERT (or converting a BERT/ALBERT checkpoint on the fly), building the Trainer, and
+the train / save-metrics steps.
+
+A script defines only its task arguments and its data handling:
+
+    model_args, data_args, task_args, training_args = parse_arguments(GlueArguments, argv)
+    setup_logging(training_args)
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(LiteBertForSequenceClassification, model_args, num_labels=2)
+    trainer = build_trainer(model, training_args, tokenizer, train_dataset, eval_dataset, compute_metrics)
+    train(trainer, data_args, len(train_dataset))
+    save_eval_metrics(trainer, "eval", trainer.evaluate())
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import transformers
+from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments
+
+from ..convert import HEAD_CLASSES
+from ..pretraining_data import check_max_seq_length
+from ..trainer_callbacks import add_litebert_callbacks
+from .common import checkpoint_to_resume, logger
+from .convert import CONVERTERS
+from .pretrain import replace_pickled_training_args
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        metadata={"help": "a LiteBERT folder, or a local transformers BERT/ALBERT folder (converted on loading)"}
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "tokenizer folder (default: the model's)"})
+    ignore_mismatched_sizes: bool = field(
+        default=False, metadata={"help": "start a new head when the checkpoint's head has another number of labels"}
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "a `datasets` dataset instead of local files"})
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    data_dir: str | None = field(default=None, metadata={"help": "the task's original data folder"})
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "tokens per input (default: 128 for GLUE, 384 for SQuAD, 512 for RACE)"}
+    )
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    max_predict_samples: int | None = None
+    preprocessing_num_workers: int | None = None
+    auto_resume: bool = field(default=True, metadata={"help": "resume from the newest checkpoint in output_dir"})
+
+
+def parse_arguments(task_arguments, argv: list[str] | None = None):
+    """(model_args, data_args, task_args, training_args) from the command line (or `argv`)."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, task_arguments, TrainingArguments))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def load_tokenizer(model_args: ModelArguments):
+    return AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+
+
+def load_model(model_class, model_args: ModelArguments, **config_kwargs):
+    """`model_class` (a LiteBERT head) from a LiteBERT folder, or from a BERT/ALBERT folder: the matching transformers
+    head (BertForSequenceClassification, ...) is loaded with the same config changes, then converted, so the encoder
+    weights carry over and only the new head starts from scratch."""
+    path = model_args.model_name_or_path
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type in CONVERTERS:
+        family, converter = CONVERTERS[config.model_type]
+        head = next(name for name, litebert_class in HEAD_CLASSES.items() if litebert_class is model_class)
+        logger.info(f"Converting the {config.model_type} checkpoint {path} into a {model_class.__name__}")
+        source = getattr(transformers, family + head).from_pretrained(
+            path, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **config_kwargs
+        )
+        return converter(source)
+    if config.model_type != "litebert":
+        raise SystemExit(f"{path} holds a {config.model_type!r} model; expected litebert, {', '.join(CONVERTERS)}.")
+    return model_class.from_pretrained(
+        path, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **config_kwargs
+    )
+
+
+def resolve_max_seq_length(data_args: DataArguments, default: int, model) -> int:
+    """--max_seq_length, or the task's default capped by the model's positions; an explicit value too large fails."""
+    max_position_embeddings = model.config.max_position_embeddings
+    if data_args.max_seq_length is None:
+        return min(default, max_position_embeddings)
+    try:
+        check_max_seq_length(data_args.max_seq_length, max_position_embeddings)
+    except ValueError as err:
+        raise SystemExit(f"--max_seq_length: {err}") from None
+    return data_args.max_seq_length
+
+
+def first_samples(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    """The first `limit` rows (all of them without a limit)."""
+    return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
+
+
+def require_split(splits, name: str, flag: str, hint: str):
+    if name not in splits:
+        raise SystemExit(f"{flag} needs a {name} split: {hint}")
+    return splits[name]
+
+
+def build_trainer(model, training_args: TrainingArguments, tokenizer, train_dataset=None, eval_dataset=None,
+                  compute_metrics=None, data_collator=None) -> Trainer:
+    """The stock Trainer with LiteBERT's logging callbacks; the tokenizer is saved along with the model."""
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        processing_class=tokenizer,
+        data_collator=data_collator,
+        compute_metrics=compute_metrics,
+    )
+    add_litebert_callbacks(trainer)
+    return trainer
+
+
+def train(trainer: Trainer, data_args: DataArguments, num_examples: int) -> dict:
+    """Train (resuming from the newest checkpoint when there is one), save the model and the train metrics."""
+    resume = checkpoint_to_resume(trainer.args, data_args.auto_resume)
+    metrics = trainer.train(resume_from_checkpoint=resume).metrics
+    trainer.save_model()
+    replace_pickled_training_args(trainer.args)
+    metrics["train_samples"] = num_examples
+    save_metrics(trainer, "train", metrics)
+    trainer.save_state()
+    return metrics
+
+
+def save_metrics(trainer: Trainer, split: str, metrics: dict) -> None:
+    """Log and write {split}_results.json, merged into all_results.json."""
+    trainer.log_metrics(split, metrics)
+    trainer.save_metrics(split, metrics)
+
+
+def with_prefix(prefix: str, metrics: dict) -> dict:
+    return {f"{prefix}_{name}": value for name, value in metrics.items()}
+
+
+def write_json(trainer: Trainer, name: str, content) -> Path | None:
+    """Write `content` to output_dir/name on the main process only."""
+    if not trainer.is_world_process_zero():
+        return None
+    path = Path(trainer.args.output_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path

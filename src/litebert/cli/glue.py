@@ -1,0 +1,159 @@
+"""Fine-tune and evaluate a LiteBERT on a GLUE task (all nine; STS-B as regression).
+
+    python -m litebert.cli.glue --model_name_or_path runs/albert-base --task_name rte \\
+        --data_dir glue_data/RTE --output_dir runs/rte --do_train --do_eval --do_predict \\
+        --max_seq_length 128 --per_device_train_batch_size 32 --learning_rate 3e-5 --num_train_epochs 3
+
+Data come from --train_file/--validation_file/--test_file (.tsv in the original GLUE layout, .csv, .json),
+else from --data_dir (an original GLUE task folder), else from the Hub (--dataset_name, default nyu-mll/glue).
+--model_name_or_path may also be a local transformers BERT/ALBERT folder: it is converted on loading.
+MNLI is evaluated on validation_matched (eval_*) and validation_mismatched (eval_mismatched_*).
+--do_predict writes the GLUE server's submission files (RTE.tsv, MNLI-m.tsv, ...) into --output_dir.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from .. import LiteBertForSequenceClassification
+from ..tasks.glue import GLUE_TASKS, get_glue_task, glue_metrics, load_glue_split, write_glue_predictions
+from .common import setup_logging
+from .finetune import (
+    build_trainer,
+    first_samples,
+    load_model,
+    load_tokenizer,
+    parse_arguments,
+    require_split,
+    resolve_max_seq_length,
+    save_metrics,
+    train,
+)
+
+DEFAULT_MAX_SEQ_LENGTH = 128
+SPLITS_HINT = "pass --train_file/--validation_file/--test_file or a --data_dir holding the task's TSV files"
+
+
+@dataclass
+class GlueArguments:
+    task_name: str = field(metadata={"help": f"one of {', '.join(GLUE_TASKS)}"})
+
+
+def load_task(task_name: str):
+    try:
+        return get_glue_task(task_name)
+    except ValueError as err:
+        raise SystemExit(f"--task_name: {err}") from None
+
+
+def load_raw_splits(task, data_args):
+    try:
+        return load_glue_split(
+            task,
+            data_dir=data_args.data_dir,
+            train_file=data_args.train_file,
+            validation_file=data_args.validation_file,
+            test_file=data_args.test_file,
+            dataset_name=data_args.dataset_name or "nyu-mll/glue",
+        )
+    except (FileNotFoundError, RuntimeError) as err:
+        raise SystemExit(str(err)) from None
+
+
+def label_config(task) -> dict:
+    if task.is_regression:
+        return {"num_labels": 1, "problem_type": "regression"}
+    return {
+        "id2label": dict(enumerate(task.label_names)),
+        "label2id": {name: i for i, name in enumerate(task.label_names)},
+        "problem_type": "single_label_classification",
+    }
+
+
+def tokenize(splits, task, tokenizer, max_seq_length, num_proc):
+    """Token ids per row; padding is left to the collator, batch by batch."""
+    pair = len(task.text_columns) == 2
+
+    def encode(batch):
+        texts = (batch["sentence1"], batch["sentence2"]) if pair else (batch["sentence1"],)
+        return tokenizer(*texts, truncation=True, max_length=max_seq_length)
+
+    return datasets.DatasetDict(splits).map(
+        encode, batched=True, num_proc=num_proc, remove_columns=["sentence1", "sentence2"], desc="tokenizing"
+    )
+
+
+def limit_for_split(name: str, data_args) -> int | None:
+    if name == "train":
+        return data_args.max_train_samples
+    return data_args.max_eval_samples if name.startswith("validation") else data_args.max_predict_samples
+
+
+def metrics_prefix(split: str) -> str:
+    # "validation" and MNLI's "validation_matched" -> eval_*, "validation_mismatched" -> eval_mismatched_*
+    return "eval_mismatched" if split.endswith("mismatched") else "eval"
+
+
+def submission_file(task, split: str) -> str:
+    # a --test_file is loaded as "test"; for MNLI that means the matched test set
+    return task.submission_files.get(split, next(iter(task.submission_files.values())))
+
+
+def run(model_args, data_args, glue_args, training_args) -> dict:
+    setup_logging(training_args)
+    task = load_task(glue_args.task_name)
+    raw_splits = load_raw_splits(task, data_args)
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(LiteBertForSequenceClassification, model_args, **label_config(task))
+    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
+    limited = {name: first_samples(dataset, limit_for_split(name, data_args)) for name, dataset in raw_splits.items()}
+    with training_args.main_process_first(desc="tokenizing"):
+        splits = tokenize(limited, task, tokenizer, max_seq_length, data_args.preprocessing_num_workers)
+
+    train_dataset = require_split(splits, "train", "--do_train", SPLITS_HINT) if training_args.do_train else None
+    eval_splits = {name: dataset for name, dataset in splits.items() if name.startswith("validation")}
+    if training_args.do_eval and not eval_splits:
+        require_split(splits, "validation", "--do_eval", SPLITS_HINT)
+
+    trainer = build_trainer(
+        model, training_args, tokenizer, train_dataset, next(iter(eval_splits.values()), None),
+        compute_metrics=lambda prediction: glue_metrics(task, prediction.predictions, prediction.label_ids),
+    )
+    results = {}
+    if training_args.do_train:
+        results.update(train(trainer, data_args, len(train_dataset)))
+    if training_args.do_eval:
+        eval_metrics = {}
+        for name, dataset in eval_splits.items():
+            prefix = metrics_prefix(name)
+            eval_metrics.update(trainer.evaluate(eval_dataset=dataset, metric_key_prefix=prefix))
+            eval_metrics[f"{prefix}_samples"] = len(dataset)
+        save_metrics(trainer, "eval", eval_metrics)
+        results.update(eval_metrics)
+    if training_args.do_predict:
+        results.update(predict(trainer, task, splits))
+    return results
+
+
+def predict(trainer, task, splits) -> dict:
+    """Predict every test split and write its submission file; test rows have no labels to score."""
+    test_splits = {name: dataset for name, dataset in splits.items() if name.startswith("test")}
+    if not test_splits:
+        require_split(splits, "test", "--do_predict", SPLITS_HINT)
+    written = {}
+    for name, dataset in test_splits.items():
+        predictions = trainer.predict(dataset.remove_columns("label"), metric_key_prefix="predict").predictions
+        if trainer.is_world_process_zero():
+            path = Path(trainer.args.output_dir) / submission_file(task, name)
+            write_glue_predictions(task, predictions, path, indices=dataset["idx"])
+            written[f"predict_{name}_file"] = str(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run(*parse_arguments(GlueArguments, argv))
+
+
+if __name__ == "__main__":
+    main()

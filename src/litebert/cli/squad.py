@@ -1,0 +1,185 @@
+"""Fine-tune and evaluate a LiteBERT for extractive question answering on SQuAD v1.1 or v2.0.
+
+    python -m litebert.cli.squad --model_name_or_path runs/albert-base \\
+        --train_file squad/train-v2.0.json --validation_file squad/dev-v2.0.json --version_2_with_negative \\
+        --output_dir runs/squad2 --do_train --do_eval --max_seq_length 384 --doc_stride 128 \\
+        --per_device_train_batch_size 32 --learning_rate 3e-5 --num_train_epochs 2
+
+Files are the official SQuAD JSON (or pass --dataset_name for a Hub copy with train/validation splits).
+Without --version_2_with_negative, unanswerable questions are dropped from every file, so SQuAD v1.1 can be trained
+on a v2.0 file. Evaluation writes predictions.json, nbest_predictions.json (and null_odds.json for v2.0) and
+eval_exact/eval_f1 (plus HasAns_*/NoAns_*/best_* for v2.0) to eval_results.json. --do_predict answers the questions
+of --test_file into predict_predictions.json. --model_name_or_path may be a local BERT/ALBERT folder (converted).
+"""
+
+from dataclasses import dataclass, field
+
+import datasets
+from transformers import default_data_collator
+
+from .. import LiteBertForQuestionAnswering
+from ..tasks.squad import (
+    postprocess_predictions,
+    prepare_train_features,
+    prepare_validation_features,
+    read_squad,
+    squad_evaluate,
+)
+from .common import logger, setup_logging
+from .finetune import (
+    build_trainer,
+    first_samples,
+    load_model,
+    load_tokenizer,
+    parse_arguments,
+    require_split,
+    resolve_max_seq_length,
+    save_metrics,
+    train,
+    with_prefix,
+    write_json,
+)
+
+DEFAULT_MAX_SEQ_LENGTH = 384
+FILES_HINT = "pass --train_file/--validation_file/--test_file (official SQuAD JSON) or a --dataset_name with it"
+# the Hub squad/squad_v2 layout, also given by read_squad; explicit so that empty answer lists keep their types
+EXAMPLE_FEATURES = datasets.Features({
+    "id": datasets.Value("string"),
+    "title": datasets.Value("string"),
+    "context": datasets.Value("string"),
+    "question": datasets.Value("string"),
+    "answers": {"text": datasets.Sequence(datasets.Value("string")),
+                "answer_start": datasets.Sequence(datasets.Value("int32"))},
+    "is_impossible": datasets.Value("bool"),
+})
+
+
+@dataclass
+class SquadArguments:
+    version_2_with_negative: bool = field(
+        default=False, metadata={"help": "SQuAD 2.0: some questions have no answer (otherwise they are dropped)"}
+    )
+    doc_stride: int = field(default=128, metadata={"help": "context tokens shared by consecutive windows"})
+    max_query_length: int = field(default=64, metadata={"help": "questions are cut after this many tokens"})
+    n_best_size: int = field(default=20, metadata={"help": "candidate starts and ends per window"})
+    max_answer_length: int = field(default=30, metadata={"help": "longest answer, in tokens"})
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "v2.0: answer 'no answer' when null score - best span score exceeds this"}
+    )
+
+
+def load_examples(data_args, squad_args) -> dict:
+    """Question examples per split ("train", "validation", "test") from the JSON files or the Hub."""
+    if data_args.dataset_name:
+        hub = datasets.load_dataset(data_args.dataset_name)
+        splits = {name: hub[name] for name in ("train", "validation") if name in hub}
+    else:
+        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+        splits = {name: read_file(path) for name, path in files.items() if path}
+    if not squad_args.version_2_with_negative:
+        splits = {name: examples.filter(is_answerable) for name, examples in splits.items()}
+    return splits
+
+
+def read_file(path) -> datasets.Dataset:
+    try:
+        squad = read_squad(path)
+    except FileNotFoundError as err:
+        raise SystemExit(f"SQuAD file not found: {err.filename or path}") from None
+    return datasets.Dataset.from_list(squad.examples, features=EXAMPLE_FEATURES)
+
+
+def is_answerable(example) -> bool:
+    return not example.get("is_impossible", False) and len(example["answers"]["text"]) > 0
+
+
+def featurize(examples, prepare, tokenizer, max_seq_length, squad_args, data_args) -> datasets.Dataset:
+    return examples.map(
+        prepare,
+        batched=True,
+        remove_columns=examples.column_names,
+        num_proc=data_args.preprocessing_num_workers,
+        fn_kwargs={"tokenizer": tokenizer, "max_seq_length": max_seq_length, "doc_stride": squad_args.doc_stride,
+                   "max_query_length": squad_args.max_query_length},
+        desc="windows",
+    )
+
+
+def answer_questions(trainer, examples, tokenizer, max_seq_length, squad_args, data_args):
+    """Answer texts per question id from the model's start/end logits over every window of the context."""
+    features = featurize(examples, prepare_validation_features, tokenizer, max_seq_length, squad_args, data_args)
+    model_inputs = features.remove_columns(["example_id", "offset_mapping"])
+    start_logits, end_logits = trainer.predict(model_inputs).predictions[:2]
+    return postprocess_predictions(
+        examples, features, start_logits, end_logits,
+        n_best_size=squad_args.n_best_size,
+        max_answer_length=squad_args.max_answer_length,
+        version_2_with_negative=squad_args.version_2_with_negative,
+        null_score_diff_threshold=squad_args.null_score_diff_threshold,
+    )
+
+
+def evaluate(trainer, examples, tokenizer, max_seq_length, squad_args, data_args) -> dict:
+    predictions, null_odds, nbest = answer_questions(trainer, examples, tokenizer, max_seq_length, squad_args,
+                                                     data_args)
+    write_json(trainer, "predictions.json", predictions)
+    write_json(trainer, "nbest_predictions.json", nbest)
+    if squad_args.version_2_with_negative:
+        write_json(trainer, "null_odds.json", null_odds)
+    scores = squad_evaluate(
+        examples, predictions,
+        na_probs=null_odds if squad_args.version_2_with_negative else None,
+        na_prob_thresh=squad_args.null_score_diff_threshold,  # the same cut that made a prediction ""
+        version_2_with_negative=squad_args.version_2_with_negative,
+    )
+    metrics = with_prefix("eval", scores)
+    metrics["eval_samples"] = len(examples)
+    return metrics
+
+
+def run(model_args, data_args, squad_args, training_args) -> dict:
+    setup_logging(training_args)
+    splits = load_examples(data_args, squad_args)
+    train_examples = eval_examples = predict_examples = None
+    if training_args.do_train:
+        train_examples = first_samples(require_split(splits, "train", "--do_train", FILES_HINT),
+                                       data_args.max_train_samples)
+    if training_args.do_eval:
+        eval_examples = first_samples(require_split(splits, "validation", "--do_eval", FILES_HINT),
+                                      data_args.max_eval_samples)
+    if training_args.do_predict:
+        predict_examples = first_samples(require_split(splits, "test", "--do_predict", FILES_HINT),
+                                         data_args.max_predict_samples)
+
+    tokenizer = load_tokenizer(model_args)
+    model = load_model(LiteBertForQuestionAnswering, model_args)
+    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
+    train_features = None
+    if train_examples is not None:
+        with training_args.main_process_first(desc="training windows"):
+            train_features = featurize(train_examples, prepare_train_features, tokenizer, max_seq_length,
+                                       squad_args, data_args)
+        logger.info(f"{len(train_examples)} training questions -> {len(train_features)} windows")
+    # every window is padded to max_seq_length, so the default collator stacks them as they are
+    trainer = build_trainer(model, training_args, tokenizer, train_features,
+                            data_collator=default_data_collator)
+
+    results = {}
+    if training_args.do_train:
+        results.update(train(trainer, data_args, len(train_examples)))
+    if training_args.do_eval:
+        metrics = evaluate(trainer, eval_examples, tokenizer, max_seq_length, squad_args, data_args)
+        save_metrics(trainer, "eval", metrics)
+        results.update(metrics)
+    if training_args.do_predict:
+        predictions = answer_questions(trainer, predict_examples, tokenizer, max_seq_length, squad_args, data_args)[0]
+        write_json(trainer, "predict_predictions.json", predictions)
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run(*parse_arguments(SquadArguments, argv))
+
+
+if __name__ == "__main__":
+    main()
