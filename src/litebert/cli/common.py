@@ -3,11 +3,14 @@
 import logging
 import os
 import sys
+from pathlib import Path
 
 import datasets
 import transformers
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
+
+from ..trainer_callbacks import add_litebert_callbacks
 
 logger = logging.getLogger("litebert")
 
@@ -59,3 +62,27 @@ def _parse_value(value: str):
         except ValueError:
             pass
     return value
+
+
+def build_trainer(model, training_args: TrainingArguments, tokenizer, train_dataset=None, eval_dataset=None,
+                  compute_metrics=None, data_collator=None, preprocess_logits_for_metrics=None) -> Trainer:
+    """The stock Trainer with LiteBERT's logging callbacks; the tokenizer is saved along with the model."""
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        processing_class=tokenizer,
+        data_collator=data_collator,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+    )
+    add_litebert_callbacks(trainer)
+    return trainer
+
+
+def replace_pickled_training_args(training_args: TrainingArguments) -> None:
+    """The Trainer pickles its arguments into the model folder; a folder meant for the Hub keeps JSON instead."""
+    if training_args.should_save:
+        Path(training_args.output_dir, "training_args.bin").unlink(missing_ok=True)
+        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())

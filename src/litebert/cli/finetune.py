@@ -10,7 +10,7 @@ A script defines only its task arguments and its data handling:
     model = load_model(LiteBertForSequenceClassification, model_args, num_labels=2)
     trainer = build_trainer(model, training_args, tokenizer, train_dataset, eval_dataset, compute_metrics)
     train(trainer, data_args, len(train_dataset))
-    save_eval_metrics(trainer, "eval", trainer.evaluate())
+    save_metrics(trainer, "eval", trainer.evaluate())
 """
 
 import json
@@ -23,10 +23,8 @@ from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, Trainer, T
 
 from ..convert import HEAD_CLASSES
 from ..pretraining_data import check_max_seq_length
-from ..trainer_callbacks import add_litebert_callbacks
-from .common import checkpoint_to_resume, logger
+from .common import checkpoint_to_resume, logger, replace_pickled_training_args
 from .convert import CONVERTERS
-from .pretrain import replace_pickled_training_args
 
 
 @dataclass
@@ -109,22 +107,6 @@ def require_split(splits, name: str, flag: str, hint: str):
     if name not in splits:
         raise SystemExit(f"{flag} needs a {name} split: {hint}")
     return splits[name]
-
-
-def build_trainer(model, training_args: TrainingArguments, tokenizer, train_dataset=None, eval_dataset=None,
-                  compute_metrics=None, data_collator=None) -> Trainer:
-    """The stock Trainer with LiteBERT's logging callbacks; the tokenizer is saved along with the model."""
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset if training_args.do_train else None,
-        eval_dataset=eval_dataset if training_args.do_eval else None,
-        processing_class=tokenizer,
-        data_collator=data_collator,
-        compute_metrics=compute_metrics,
-    )
-    add_litebert_callbacks(trainer)
-    return trainer
 
 
 def train(trainer: Trainer, data_args: DataArguments, num_examples: int) -> dict:

@@ -18,9 +18,8 @@ import datasets
 
 from .. import LiteBertForSequenceClassification
 from ..tasks.glue import GLUE_TASKS, get_glue_task, glue_metrics, load_glue_split, write_glue_predictions
-from .common import setup_logging
+from .common import build_trainer, setup_logging
 from .finetune import (
-    build_trainer,
     first_samples,
     load_model,
     load_tokenizer,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments
+from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments
 
 from .. import LiteBertConfig, LiteBertForPreTraining
 from ..default_corpus import write_docstring_corpus
@@ -32,8 +32,15 @@ from ..tokenization import (
     count_words,
     train_tokenizer,
 )
-from ..trainer_callbacks import add_litebert_callbacks, plot_loss_curves
-from .common import checkpoint_to_resume, logger, parse_config_overrides, setup_logging
+from ..trainer_callbacks import plot_loss_curves
+from .common import (
+    build_trainer,
+    checkpoint_to_resume,
+    logger,
+    parse_config_overrides,
+    replace_pickled_training_args,
+    setup_logging,
+)
 
 
 @dataclass
@@ -243,17 +250,16 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         whole_word_masking=data_args.whole_word_masking,
         rare_words=rare_words,
     )  # no seed: masks are keyed by --seed and the batch itself, so resumed runs mask as uninterrupted ones
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset if training_args.do_train else None,
-        eval_dataset=eval_dataset if training_args.do_eval else None,
-        processing_class=tokenizer,
-        data_collator=collator,
+    trainer = build_trainer(
+        model,
+        training_args,
+        tokenizer,
+        train_dataset,
+        eval_dataset,
         compute_metrics=pretraining_metrics,
+        data_collator=collator,
         preprocess_logits_for_metrics=reduce_pretraining_logits,
     )
-    add_litebert_callbacks(trainer)
 
     results = {"world_size": training_args.world_size}
     initial_log = []
@@ -281,13 +287,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         log_history = initial_log + trainer.state.log_history
         plot_loss_curves(log_history, Path(training_args.output_dir) / "loss_curves.png")
     return results
-
-
-def replace_pickled_training_args(training_args: TrainingArguments) -> None:
-    """The Trainer pickles its arguments into the model folder; a folder meant for the Hub keeps JSON instead."""
-    if training_args.should_save:
-        Path(training_args.output_dir, "training_args.bin").unlink(missing_ok=True)
-        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())
 
 
 def parse_arguments(argv: list[str] | None = None):

@@ -17,9 +17,8 @@ from transformers import default_data_collator
 
 from .. import LiteBertForMultipleChoice
 from ..tasks.race import ANSWER_LETTERS, LEVELS, prepare_multiple_choice_features, race_accuracy, read_race
-from .common import setup_logging
+from .common import build_trainer, setup_logging
 from .finetune import (
-    build_trainer,
     first_samples,
     load_model,
     load_tokenizer,

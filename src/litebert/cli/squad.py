@@ -25,9 +25,8 @@ from ..tasks.squad import (
     read_squad,
     squad_evaluate,
 )
-from .common import logger, setup_logging
+from .common import build_trainer, logger, setup_logging
 from .finetune import (
-    build_trainer,
     first_samples,
     load_model,
     load_tokenizer,
