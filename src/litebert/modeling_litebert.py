@@ -413,6 +413,17 @@ class LiteBertPreTrainedModel(PreTrainedModel):
         self.config.auto_map = _full_auto_map()
         super().save_pretrained(save_directory, *args, **kwargs)
 
+    def _upload_modified_files(self, working_dir, repo_id, *args, **kwargs):
+        # push_to_hub has just saved the Hub's current card (or a blank template) as README.md; when the litebert
+        # package is installed, upload the LiteBERT card (architecture, parameters, results) instead
+        try:
+            from litebert.hub_cards import write_card_for_upload
+        except ImportError:
+            write_card_for_upload = None
+        if write_card_for_upload is not None:
+            write_card_for_upload(working_dir, self, repo_id)
+        return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)
+
 
 @dataclass
 class LiteBertForPreTrainingOutput(ModelOutput):

@@ -1,15 +1,18 @@
-"""Callbacks for the stock `transformers.Trainer`: throughput and parameter counts in the logs, loss-curve plot.
+"""Callbacks for the stock `transformers.Trainer`: throughput and parameter counts in the logs, loss-curve plot, and
+a LiteBERT model card kept up to date in the output folder (also the one `Trainer.push_to_hub` uploads).
 
     >>> trainer = Trainer(model=model, args=args, train_dataset=train_dataset)
     >>> add_litebert_callbacks(trainer)
     >>> trainer.train()     # logs gain tokens_per_second, examples_per_second and param/* entries
+    >>> trainer.push_to_hub()   # uploads output_dir with the LiteBERT card as README.md
 """
 
 import time
 from pathlib import Path
 
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from .hub_cards import write_model_card
 from .parameters import parameter_counts
 
 
@@ -109,11 +112,61 @@ def plot_loss_curves(log_history: list[dict], path: Path) -> Path | None:
     return path
 
 
+class ModelCardCallback(TrainerCallback):
+    """Keeps `output_dir/README.md` a LiteBERT model card (see `litebert.hub_cards`): refreshed after every evaluation
+    and at the end of training, with the latest evaluation's metrics merged over the results files."""
+
+    def __init__(self):
+        self.latest_metrics = {}
+
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+        self.latest_metrics.update(metrics or {})
+        self.refresh(args, state.is_world_process_zero, model)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.refresh(args, state.is_world_process_zero, model)
+
+    def refresh(self, args: TrainingArguments, is_main_process: bool, model, **card_options) -> None:
+        if is_main_process and args.should_save and model is not None:
+            card_options.setdefault("repo_id", args.hub_model_id)
+            write_model_card(args.output_dir, model=model, extra_results=self.latest_metrics, **card_options)
+
+
+def replace_pickled_training_args(training_args: TrainingArguments) -> None:
+    """The Trainer pickles its arguments into the model folder; a folder meant for the Hub keeps JSON instead."""
+    if training_args.should_save:
+        Path(training_args.output_dir, "training_args.bin").unlink(missing_ok=True)
+        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())
+
+
+def use_litebert_model_card(trainer: Trainer, card_callback: ModelCardCallback) -> None:
+    """`Trainer.push_to_hub` saves the model, writes the generic Trainer summary over README.md and uploads
+    output_dir. Make that card step write the LiteBERT card (and JSON training arguments instead of the pickled file),
+    keeping the options `push_to_hub(**kwargs)` passes on: model_name, language, license, tags, finetuned_from."""
+
+    def create_model_card(model_name=None, language="en", license="apache-2.0", tags=None, finetuned_from=None,
+                          **ignored):
+        if not trainer.is_world_process_zero():
+            return
+        replace_pickled_training_args(trainer.args)
+        options = {"language": language, "license": license, "base_model": finetuned_from,
+                   "extra_tags": [tags] if isinstance(tags, str) else tags, "repo_id": trainer.hub_model_id}
+        if model_name:
+            options["model_name"] = model_name
+        card_callback.refresh(trainer.args, True, trainer.model, **options)
+
+    trainer.create_model_card = create_model_card
+
+
 def add_litebert_callbacks(trainer: Trainer, plot_losses: bool = True) -> Trainer:
-    """Attach LiteBERT's callbacks. The logging ones go first in the callback list: they add entries to the log dict
-    that the reporting and progress callbacks (which come earlier by default) must already see."""
+    """Attach LiteBERT's callbacks and its model card. The logging callbacks go first in the callback list: they add
+    entries to the log dict that the reporting and progress callbacks (which come earlier by default) must already
+    see."""
     for callback in (ParameterCountCallback(), ThroughputCallback()):
         trainer.callback_handler.callbacks.insert(0, callback)
     if plot_losses:
         trainer.add_callback(LossPlotCallback())
+    card_callback = ModelCardCallback()
+    trainer.add_callback(card_callback)
+    use_litebert_model_card(trainer, card_callback)
     return trainer

@@ -1,7 +1,9 @@
 """Helpers shared by the `litebert-*` training scripts."""
 
+import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import transformers
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..hub_cards import RUN_INFO_NAME
 from ..trainer_callbacks import add_litebert_callbacks
 
 logger = logging.getLogger("litebert")
@@ -81,8 +84,14 @@ def build_trainer(model, training_args: TrainingArguments, tokenizer, train_data
     return trainer
 
 
-def replace_pickled_training_args(training_args: TrainingArguments) -> None:
-    """The Trainer pickles its arguments into the model folder; a folder meant for the Hub keeps JSON instead."""
+def command_line(program: str, argv: list[str] | None) -> str:
+    """The shell command that runs `program` with `argv` (the process's own arguments when None)."""
+    return shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_run_info(training_args: TrainingArguments, command: str, **info) -> None:
+    """litebert_run.json in output_dir: the command of this run and what it trained on, for the model card."""
     if training_args.should_save:
-        Path(training_args.output_dir, "training_args.bin").unlink(missing_ok=True)
-        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())
+        path = Path(training_args.output_dir, RUN_INFO_NAME)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"command": command, **info}, indent=2))

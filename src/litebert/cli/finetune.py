@@ -23,7 +23,8 @@ from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, Trainer, T
 
 from ..convert import HEAD_CLASSES
 from ..pretraining_data import check_max_seq_length
-from .common import checkpoint_to_resume, logger, replace_pickled_training_args
+from ..trainer_callbacks import replace_pickled_training_args
+from .common import checkpoint_to_resume, logger, write_run_info
 from .convert import CONVERTERS
 
 
@@ -84,6 +85,17 @@ def load_model(model_class, model_args: ModelArguments, **config_kwargs):
     return model_class.from_pretrained(
         path, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **config_kwargs
     )
+
+
+def describe_run(model, task: str, command: str, model_args: ModelArguments, data_args: DataArguments,
+                 training_args: TrainingArguments) -> None:
+    """Name the task in the model's config and write litebert_run.json: what the model card reports."""
+    model.config.finetuning_task = task
+    source = model_args.model_name_or_path
+    files = [data_args.train_file, data_args.validation_file, data_args.test_file, data_args.data_dir]
+    write_run_info(training_args, command, task=task, dataset_name=data_args.dataset_name,
+                   data_files=[path for path in files if path],
+                   base_model=None if Path(source).exists() else source)  # a Hub id; local folders have none
 
 
 def resolve_max_seq_length(data_args: DataArguments, default: int, model) -> int:

@@ -18,8 +18,9 @@ import datasets
 
 from .. import LiteBertForSequenceClassification
 from ..tasks.glue import GLUE_TASKS, get_glue_task, glue_metrics, load_glue_split, write_glue_predictions
-from .common import build_trainer, setup_logging
+from .common import build_trainer, command_line, setup_logging
 from .finetune import (
+    describe_run,
     first_samples,
     load_model,
     load_tokenizer,
@@ -99,12 +100,14 @@ def submission_file(task, split: str) -> str:
     return task.submission_files.get(split, next(iter(task.submission_files.values())))
 
 
-def run(model_args, data_args, glue_args, training_args) -> dict:
+def run(model_args, data_args, glue_args, training_args, command: str | None = None) -> dict:
     setup_logging(training_args)
     task = load_task(glue_args.task_name)
     raw_splits = load_raw_splits(task, data_args)
     tokenizer = load_tokenizer(model_args)
     model = load_model(LiteBertForSequenceClassification, model_args, **label_config(task))
+    describe_run(model, task.name, command or command_line("litebert-glue", None), model_args, data_args,
+                 training_args)
     max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
     limited = {name: first_samples(dataset, limit_for_split(name, data_args)) for name, dataset in raw_splits.items()}
     with training_args.main_process_first(desc="tokenizing"):
@@ -151,7 +154,7 @@ def predict(trainer, task, splits) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run(*parse_arguments(GlueArguments, argv))
+    return run(*parse_arguments(GlueArguments, argv), command=command_line("litebert-glue", argv))
 
 
 if __name__ == "__main__":

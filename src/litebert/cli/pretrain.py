@@ -32,14 +32,15 @@ from ..tokenization import (
     count_words,
     train_tokenizer,
 )
-from ..trainer_callbacks import plot_loss_curves
+from ..trainer_callbacks import plot_loss_curves, replace_pickled_training_args
 from .common import (
     build_trainer,
     checkpoint_to_resume,
+    command_line,
     logger,
     parse_config_overrides,
-    replace_pickled_training_args,
     setup_logging,
+    write_run_info,
 )
 
 
@@ -223,7 +224,8 @@ def default_corpus(output_dir: str, megabytes: float, training_args: TrainingArg
     return [str(path)]
 
 
-def run(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+        command: str | None = None) -> dict:
     setup_logging(training_args)
     os.makedirs(training_args.output_dir, exist_ok=True)
     if not data_args.train_file and not data_args.dataset_name:
@@ -239,6 +241,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         if model_args.tnf:
             rare_words = prepare_rare_words(model_args, data_args, tokenizer, training_args.output_dir)
     model = build_model(model_args, tokenizer, rare_words)
+    write_run_info(training_args, command or command_line("litebert-pretrain", None),
+                   dataset_name=data_args.dataset_name, data_files=data_args.train_file or [])
     with training_args.main_process_first(desc="pretraining data"):
         train_dataset, eval_dataset = load_splits(
             data_args, tokenizer, model.config.max_position_embeddings, training_args.seed
@@ -295,7 +299,7 @@ def parse_arguments(argv: list[str] | None = None):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(*parse_arguments(argv))
+    run(*parse_arguments(argv), command=command_line("litebert-pretrain", argv))
 
 
 if __name__ == "__main__":

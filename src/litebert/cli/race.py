@@ -17,8 +17,9 @@ from transformers import default_data_collator
 
 from .. import LiteBertForMultipleChoice
 from ..tasks.race import ANSWER_LETTERS, LEVELS, prepare_multiple_choice_features, race_accuracy, read_race
-from .common import build_trainer, setup_logging
+from .common import build_trainer, command_line, setup_logging
 from .finetune import (
+    describe_run,
     first_samples,
     load_model,
     load_tokenizer,
@@ -74,7 +75,7 @@ def score(trainer, examples, tokenizer, max_seq_length, data_args, prefix: str):
     return metrics, output.predictions.argmax(axis=1)
 
 
-def run(model_args, data_args, race_args, training_args) -> dict:
+def run(model_args, data_args, race_args, training_args, command: str | None = None) -> dict:
     setup_logging(training_args)
     seed = training_args.seed
     train_examples = eval_examples = predict_examples = None
@@ -88,6 +89,7 @@ def run(model_args, data_args, race_args, training_args) -> dict:
 
     tokenizer = load_tokenizer(model_args)
     model = load_model(LiteBertForMultipleChoice, model_args)
+    describe_run(model, "race", command or command_line("litebert-race", None), model_args, data_args, training_args)
     max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
     train_features = None
     if train_examples is not None:
@@ -113,7 +115,7 @@ def run(model_args, data_args, race_args, training_args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run(*parse_arguments(RaceArguments, argv))
+    return run(*parse_arguments(RaceArguments, argv), command=command_line("litebert-race", argv))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from ..tasks.squad import (
     read_squad,
     squad_evaluate,
 )
-from .common import build_trainer, logger, setup_logging
+from .common import build_trainer, command_line, logger, setup_logging
 from .finetune import (
+    describe_run,
     first_samples,
     load_model,
     load_tokenizer,
@@ -136,7 +137,7 @@ def evaluate(trainer, examples, tokenizer, max_seq_length, squad_args, data_args
     return metrics
 
 
-def run(model_args, data_args, squad_args, training_args) -> dict:
+def run(model_args, data_args, squad_args, training_args, command: str | None = None) -> dict:
     setup_logging(training_args)
     splits = load_examples(data_args, squad_args)
     train_examples = eval_examples = predict_examples = None
@@ -152,6 +153,8 @@ def run(model_args, data_args, squad_args, training_args) -> dict:
 
     tokenizer = load_tokenizer(model_args)
     model = load_model(LiteBertForQuestionAnswering, model_args)
+    task = "squad_v2" if squad_args.version_2_with_negative else "squad"
+    describe_run(model, task, command or command_line("litebert-squad", None), model_args, data_args, training_args)
     max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
     train_features = None
     if train_examples is not None:
@@ -177,7 +180,7 @@ def run(model_args, data_args, squad_args, training_args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run(*parse_arguments(SquadArguments, argv))
+    return run(*parse_arguments(SquadArguments, argv), command=command_line("litebert-squad", argv))
 
 
 if __name__ == "__main__":
