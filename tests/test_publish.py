@@ -152,6 +152,17 @@ def test_a_missing_card_is_written_before_publishing(rte_copy, monkeypatch):
     assert card.data.eval_results[0].metric_value == read_json(rte_copy / "eval_results.json")["eval_accuracy"]
 
 
+def test_card_options_rebuild_the_card(rte_copy, monkeypatch):
+    with fake_hub_client(monkeypatch):
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--dry-run", "--base-model",
+                      "sentence-transformers/all-MiniLM-L6-v2", "--license", "mit", "--language", "en", "de"])
+    card = check_model_card(rte_copy / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (card.data.license, card.data.language) == ("mit", ["en", "de"])
+    assert 'from_pretrained("someone/tiny-rte", trust_remote_code=True)' in card.text
+    assert card.data.eval_results[0].metric_value == read_json(rte_copy / "eval_results.json")["eval_accuracy"]
+
+
 def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypatch):
     (rte_copy / "checkpoint-3").mkdir()
     (rte_copy / "checkpoint-3" / "optimizer.pt").write_bytes(b"not uploaded")

@@ -53,9 +53,10 @@ def files_to_upload(folder: Path) -> list[Path]:
     return selected
 
 
-def check_folder(folder: str | Path) -> list[Path]:
+def check_folder(folder: str | Path, card_options: dict | None = None) -> list[Path]:
     """Check that `folder` can be published and loaded by others; returns the files to upload (relative paths).
-    Writes the model card when the folder has none. Raises PublishError naming each problem."""
+    Writes the model card when the folder has none, or rebuilds it with `card_options` (base_model, license,
+    language, repo_id) when given. Raises PublishError naming each problem."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PublishError(f"{folder} is not a folder")
@@ -73,8 +74,8 @@ def check_folder(folder: str | Path) -> list[Path]:
         problems += _import_problems(folder)
     if problems:
         raise PublishError(f"{folder} cannot be published:\n" + "\n".join(f"  - {problem}" for problem in problems))
-    if CARD_NAME not in names:
-        write_model_card(folder)
+    if CARD_NAME not in names or card_options:
+        write_model_card(folder, **(card_options or {}))
         files = files_to_upload(folder)
     try:
         check_model_card(folder / CARD_NAME)
@@ -178,13 +179,24 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dry-run", "--dry_run", action="store_true", help="check and list the files, upload nothing")
     parser.add_argument("--token", default=None, help="a Hub write token (default: the stored login or HF_TOKEN)")
     parser.add_argument("--commit-message", "--commit_message", default="Upload LiteBERT model")
+    card = parser.add_argument_group("model card", "given any of these, README.md is rebuilt from the folder")
+    card.add_argument("--base-model", "--base_model", help="Hub id of the model this one was converted or tuned from")
+    card.add_argument("--license", help="license id, e.g. apache-2.0 (default), mit")
+    card.add_argument("--language", nargs="+", help="language code(s) of the training data (default: en)")
     return parser.parse_args(argv)
+
+
+def card_options(args: argparse.Namespace) -> dict:
+    options = {"base_model": args.base_model, "license": args.license,
+               "language": args.language[0] if args.language and len(args.language) == 1 else args.language}
+    options = {name: value for name, value in options.items() if value}
+    return {**options, "repo_id": args.repo_id} if options else {}
 
 
 def main(argv: list[str] | None = None) -> str | None:
     args = parse_arguments(argv)
     try:
-        files = check_folder(args.folder)
+        files = check_folder(args.folder, card_options(args))
         print(f"{args.folder} is ready for {args.repo_id}; files to upload:")
         print(describe_upload(args.folder, files))
         if args.dry_run:
