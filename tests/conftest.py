@@ -74,3 +74,22 @@ def tiny_model(tmp_path_factory) -> Path:
     LiteBertForPreTraining(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_hub_dataset(folder: Path, configs: dict[str, dict[str, list[dict]]]) -> Path:
+    """Lay rows out as a Hub dataset repository is (parquet files and a README.md declaring the configs), so that
+    `datasets.load_dataset(folder, config)` reads them offline exactly as it reads the Hub copy."""
+    import datasets
+    import yaml
+
+    declared = []
+    for config, splits in configs.items():
+        files = []
+        for split, rows in splits.items():
+            path = f"{config}/{split}.parquet"
+            (folder / config).mkdir(parents=True, exist_ok=True)
+            datasets.Dataset.from_list(rows).to_parquet(folder / path)
+            files.append({"split": split, "path": path})
+        declared.append({"config_name": config, "data_files": files})
+    (folder / "README.md").write_text("---\n" + yaml.safe_dump({"configs": declared}) + "---\n")
+    return folder

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_hub_dataset
 
 from litebert import LiteBertForSequenceClassification
 from litebert.cli import glue, race, squad
@@ -120,6 +120,29 @@ def test_squad_v1_drops_unanswerable_questions_of_a_v2_file(tmp_path):
     assert not any(v1_train["is_impossible"]) and any(v2_train["is_impossible"])
 
 
+def test_squad_hub_dataset_layout_loads_like_the_official_json(tmp_path):
+    """The first two articles of the official dev-v1.1.json, laid out as the Hub's rajpurkar/squad (one row per
+    question, parquet), give the same examples as the JSON file itself."""
+    official = read_json(SHARED_DATA / "squad" / "dev-v1.1.json")
+    subset = {"version": "1.1", "data": official["data"][:2]}
+    (tmp_path / "dev.json").write_text(json.dumps(subset))
+    rows = [{"id": qa["id"], "title": article["title"], "context": paragraph["context"], "question": qa["question"],
+             "answers": {"text": [a["text"] for a in qa["answers"]],
+                         "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+            for article in subset["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+    folder = write_hub_dataset(tmp_path / "hub", {"plain_text": {"validation": rows}})
+
+    def examples(*source):
+        data_args, squad_args = parse_arguments(squad.SquadArguments, [
+            "--model_name_or_path", "unused", "--output_dir", str(tmp_path), *source])[1:3]
+        loaded = squad.load_examples(data_args, squad_args)["validation"]
+        return loaded.select_columns(["id", "title", "context", "question", "answers"]).to_list()
+
+    from_json = examples("--validation_file", str(tmp_path / "dev.json"))
+    assert len(from_json) == len(rows) > 100
+    assert examples("--dataset_name", str(folder)) == from_json
+
+
 def test_squad_v2_writes_null_odds(tiny_model, tmp_path):
     squad.main(common_flags(
         tiny_model, tmp_path, *SQUAD_FLAGS, "--version_2_with_negative",
@@ -145,6 +168,25 @@ def test_race_trains_and_reports_accuracy_per_level(tiny_model, tmp_path):
     answers = read_json(tmp_path / "test_predictions.json")
     assert len(answers) == 6 and set(answers.values()) <= set("ABCD")
     assert results["train_samples"] == 8 and "train_loss" in read_json(tmp_path / "all_results.json")
+
+
+def test_race_reads_a_hub_dataset_name(tiny_model, tmp_path):
+    """RACE through --dataset_name: real dev passages laid out as the Hub's ehovy/race (configs middle/high)."""
+    configs = {}
+    for level in ("middle", "high"):
+        rows = []
+        for path in sorted((SHARED_DATA / "race" / "dev" / level).glob("*.txt"), key=lambda p: int(p.stem))[:3]:
+            passage = read_json(path)
+            rows += [{"example_id": passage["id"], "article": passage["article"], "answer": answer,
+                      "question": question, "options": options}
+                     for question, options, answer in zip(passage["questions"], passage["options"], passage["answers"])]
+        configs[level] = {"validation": rows}
+    folder = write_hub_dataset(tmp_path / "hub", configs)
+    race.main(common_flags(tiny_model, tmp_path / "out", "--dataset_name", str(folder), "--do_eval",
+                           "--max_seq_length", "128"))
+    eval_results = read_json(tmp_path / "out" / "eval_results.json")
+    assert eval_results["eval_count"] == sum(len(c["validation"]) for c in configs.values())
+    assert eval_results["eval_count_middle"] == len(configs["middle"]["validation"])
 
 
 def test_race_names_a_missing_folder(tiny_model, tmp_path):

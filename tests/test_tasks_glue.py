@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_hub_dataset
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -182,6 +183,26 @@ def test_hub_loading_offline_fails_with_a_clear_message(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(RuntimeError, match=r"nyu-mll/glue.*pass data_dir=.*train_file="):
         load_glue_split("rte", cache_dir=str(tmp_path))
+
+
+def test_hub_dataset_layout_loads_like_the_original_tsv(tmp_path):
+    """RTE as the Hub's nyu-mll/glue holds it (config "rte", parquet, integer labels named by the task), built here
+    from the real TSV with the csv module, loads to the same rows as the TSV folder."""
+    label_names = ("entailment", "not_entailment")  # the Hub's ClassLabel names for RTE
+    splits = {}
+    for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
+        with open(GLUE / "RTE" / name, encoding="utf-8", newline="") as f:
+            records = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        splits[split] = [{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
+                          "label": label_names.index(r["label"]), "idx": int(r["index"])} for r in records]
+    folder = write_hub_dataset(tmp_path / "glue", {"rte": splits})
+
+    from_hub = load_glue_split("rte", dataset_name=str(folder), cache_dir=str(tmp_path / "cache"))
+    from_tsv = load_glue_split("rte", data_dir=GLUE / "RTE")
+    assert sorted(from_hub) == ["train", "validation"]
+    for split in ("train", "validation"):
+        assert from_hub[split].to_list() == from_tsv[split].to_list()
+    assert from_hub["validation"].num_rows == 277
 
 
 def test_task_table():

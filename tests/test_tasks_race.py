@@ -4,10 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_hub_dataset
 from sklearn.metrics import accuracy_score
 
 from litebert.tasks.race import (
     build_choice_inputs,
+    load_race_from_hub,
     prepare_multiple_choice_features,
     race_accuracy,
     read_race,
@@ -27,6 +29,45 @@ def dev():
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+def hub_rows(files):
+    """One row per question, as the Hub's ehovy/race stores RACE, straight from the original JSON files."""
+    rows = []
+    for path in files:
+        passage = json.loads(path.read_text(encoding="utf-8"))
+        for question, options, answer in zip(passage["questions"], passage["options"], passage["answers"]):
+            rows.append({"example_id": passage["id"], "article": passage["article"], "answer": answer,
+                         "question": question, "options": options})
+    return rows
+
+
+def test_hub_dataset_layout_gives_the_same_examples(tmp_path):
+    """The first passages of each level of the real dev set, laid out as ehovy/race (configs middle/high, split
+    "validation"), read back equal to read_race on a folder holding the same passages."""
+    subset, configs = tmp_path / "race", {}
+    for level in ("middle", "high"):
+        files = sorted((RACE / "dev" / level).glob("*.txt"), key=lambda p: int(p.stem))[:6]
+        (subset / "dev" / level).mkdir(parents=True)
+        for path in files:
+            (subset / "dev" / level / path.name).write_bytes(path.read_bytes())
+        configs[level] = {"validation": hub_rows(files)}
+    folder = write_hub_dataset(tmp_path / "hub", configs)
+
+    expected = read_race(subset, "dev")
+    assert load_race_from_hub(str(folder), "dev", cache_dir=str(tmp_path / "cache")) == expected
+    assert load_race_from_hub(str(folder), "dev", levels=["high"], cache_dir=str(tmp_path / "cache")) == [
+        ex for ex in expected if ex["level"] == "high"]
+    with pytest.raises(ValueError, match="split 'validation'"):
+        load_race_from_hub(str(folder), "validation")
+
+
+def test_hub_rows_with_a_bad_answer_are_named(tmp_path):
+    rows = hub_rows(sorted((RACE / "dev" / "middle").glob("*.txt"), key=lambda p: int(p.stem))[:1])
+    rows[1]["answer"] = "E"
+    folder = write_hub_dataset(tmp_path / "hub", {"middle": {"validation": rows}})
+    with pytest.raises(ValueError, match=r"middle\[validation\], row 1: .*answer 'E'"):
+        load_race_from_hub(str(folder), "dev", levels=["middle"], cache_dir=str(tmp_path / "cache"))
 
 
 def test_real_splits_match_published_counts(dev):

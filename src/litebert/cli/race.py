@@ -4,8 +4,9 @@
         --output_dir runs/race --do_train --do_eval --do_predict --max_seq_length 512 \\
         --per_device_train_batch_size 8 --gradient_accumulation_steps 4 --learning_rate 1e-5 --num_train_epochs 2
 
---data_dir is the original distribution: {train,dev,test}/{middle,high}/*.txt. Training reads --train_split (default
-train), evaluation --eval_split (dev), --do_predict --predict_split (test, scored too: RACE's test answers are public)
+--data_dir is the original distribution: {train,dev,test}/{middle,high}/*.txt; --dataset_name a Hub copy laid out as
+ehovy/race (dev is its validation split). Training reads --train_split (default train), evaluation --eval_split
+(dev), --do_predict --predict_split (test, scored too: RACE's test answers are public)
 and writes {predict_split}_predictions.json (question id -> answer letter). Metrics: accuracy overall and
 accuracy_middle / accuracy_high. --model_name_or_path may be a local BERT/ALBERT folder (converted on loading).
 """
@@ -16,7 +17,14 @@ import datasets
 from transformers import default_data_collator
 
 from .. import LiteBertForMultipleChoice
-from ..tasks.race import ANSWER_LETTERS, LEVELS, prepare_multiple_choice_features, race_accuracy, read_race
+from ..tasks.race import (
+    ANSWER_LETTERS,
+    LEVELS,
+    load_race_from_hub,
+    prepare_multiple_choice_features,
+    race_accuracy,
+    read_race,
+)
 from .common import build_trainer, command_line, setup_logging
 from .finetune import (
     describe_run,
@@ -43,11 +51,15 @@ class RaceArguments:
 
 
 def load_split(data_args, race_args, split: str, limit: int | None, seed: int) -> datasets.Dataset:
-    if not data_args.data_dir:
-        raise SystemExit("RACE needs --data_dir: the folder holding {train,dev,test}/{middle,high}/*.txt.")
+    if not data_args.data_dir and not data_args.dataset_name:
+        raise SystemExit("RACE needs --data_dir (the folder holding {train,dev,test}/{middle,high}/*.txt) or "
+                         "--dataset_name (a Hub copy laid out as ehovy/race).")
     try:
-        examples = read_race(data_args.data_dir, split, race_args.levels)
-    except (FileNotFoundError, ValueError) as err:
+        if data_args.data_dir:
+            examples = read_race(data_args.data_dir, split, race_args.levels)
+        else:
+            examples = load_race_from_hub(data_args.dataset_name, split, race_args.levels)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise SystemExit(str(err)) from None
     dataset = datasets.Dataset.from_list(examples)
     # the files come level by level, so a sample cut from the top would hold middle-school questions only

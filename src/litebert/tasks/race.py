@@ -11,6 +11,9 @@ becomes one example:
     >>> dev = read_race("RACE", "dev")
     >>> len(dev), sum(ex["level"] == "middle" for ex in dev)
     (4887, 1436)
+
+The Hub copy (`ehovy/race`, configs all/middle/high, one row per question) gives the same examples through
+`load_race_from_hub`.
 """
 
 import re
@@ -80,6 +83,55 @@ def _passage_examples(path, level):
             "question": question,
             "options": list(choices),
             "label": ANSWER_LETTERS.index(answer),
+        })
+    return examples
+
+
+HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+
+
+def load_race_from_hub(dataset_name, split, levels=LEVELS, cache_dir=None):
+    """All questions of one split ("train", "dev" or "test") of a Hub copy of RACE laid out as `ehovy/race`:
+    configs "all", "middle", "high"; columns example_id (the passage file, e.g. "high1234.txt"), article,
+    question, options, answer. Examples come out as from `read_race`, level by level."""
+    import datasets
+
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown or split not in HUB_SPLITS:
+        raise ValueError(f"unknown RACE level(s) {unknown} or split {split!r}; expected levels among "
+                         f"{', '.join(LEVELS)} and a split among {', '.join(HUB_SPLITS)}")
+    examples = []
+    for level in levels:
+        source = f"{dataset_name}/{level}[{HUB_SPLITS[split]}]"
+        try:
+            rows = datasets.load_dataset(dataset_name, level, split=HUB_SPLITS[split], cache_dir=cache_dir)
+        except OSError as err:  # no network, offline mode, or no such dataset
+            raise RuntimeError(f"could not load RACE {source}: {err}. Without network access pass --data_dir, "
+                               "the original RACE folder.") from err
+        examples += _hub_examples(rows, level, source)
+    return examples
+
+
+def _hub_examples(rows, level, source):
+    missing = [key for key in ("example_id", "article", "question", "options", "answer")
+               if key not in rows.column_names]
+    if missing:
+        raise DataFormatError(source, "", f"missing column(s) {', '.join(missing)}")
+    examples, questions_seen = [], {}
+    for index, row in enumerate(rows):
+        if len(row["options"]) != NUM_CHOICES or row["answer"] not in ANSWER_LETTERS:
+            raise DataFormatError(source, f"row {index}", f"expected {NUM_CHOICES} options and an answer letter "
+                                  f"A-D, found {len(row['options'])} options and answer {row['answer']!r}")
+        passage_id = str(row["example_id"]).removesuffix(".txt")
+        number = questions_seen.get(passage_id, 0)
+        questions_seen[passage_id] = number + 1
+        examples.append({
+            "example_id": f"{passage_id}-{number}",
+            "level": level,
+            "article": row["article"],
+            "question": row["question"],
+            "options": list(row["options"]),
+            "label": ANSWER_LETTERS.index(row["answer"]),
         })
     return examples
 
