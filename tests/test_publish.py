@@ -210,7 +210,8 @@ def test_trainer_push_to_hub_uploads_the_litebert_card_and_code(rte_folder, tmp_
     with fake_hub_client(monkeypatch) as hub:
         model = LiteBertForSequenceClassification.from_pretrained(rte_folder)
         args = TrainingArguments(output, push_to_hub=True, hub_model_id="someone/pushed", max_steps=2,
-                                 per_device_train_batch_size=4, report_to="none", use_cpu=True, save_strategy="no")
+                                 per_device_train_batch_size=4, report_to="none", use_cpu=True,
+                                 save_strategy="steps", save_steps=2, hub_strategy="every_save")
         trainer = Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer,
                           compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())})
         add_litebert_callbacks(trainer)
@@ -218,7 +219,10 @@ def test_trainer_push_to_hub_uploads_the_litebert_card_and_code(rte_folder, tmp_
         assert check_model_card(output / "README.md")  # refreshed at the end of training
         metrics = trainer.evaluate()
         trainer.push_to_hub(license="mit")
-    commit = hub.commits[-1]
+    checkpoint_push, commit = hub.commits  # the push of checkpoint-2 during training, then the final one
+    assert checkpoint_push.message == "Training in progress, step 2"
+    assert "litebert" in ModelCard(checkpoint_push.files["README.md"].decode()).data.tags
+    assert commit.message == "End of training"
     assert {"README.md", "modeling_litebert.py", "configuration_litebert.py", "model.safetensors", "config.json",
             "tokenizer.json", "training_args.json"} <= set(commit.files)
     assert "training_args.bin" not in commit.files  # JSON replaces the pickle before the upload

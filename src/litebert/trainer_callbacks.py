@@ -113,8 +113,9 @@ def plot_loss_curves(log_history: list[dict], path: Path) -> Path | None:
 
 
 class ModelCardCallback(TrainerCallback):
-    """Keeps `output_dir/README.md` a LiteBERT model card (see `litebert.hub_cards`): refreshed after every evaluation
-    and at the end of training, with the latest evaluation's metrics merged over the results files."""
+    """Keeps `output_dir/README.md` a LiteBERT model card (see `litebert.hub_cards`): refreshed after every evaluation,
+    before every push to the Hub and at the end of training, with the latest evaluation's metrics merged over the
+    results files."""
 
     def __init__(self):
         self.latest_metrics = {}
@@ -124,6 +125,9 @@ class ModelCardCallback(TrainerCallback):
         self.refresh(args, state.is_world_process_zero, model)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.refresh(args, state.is_world_process_zero, model)
+
+    def on_push_begin(self, args, state, control, model=None, **kwargs):
         self.refresh(args, state.is_world_process_zero, model)
 
     def refresh(self, args: TrainingArguments, is_main_process: bool, model, **card_options) -> None:
