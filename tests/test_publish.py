@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,7 +66,7 @@ def test_a_glue_run_leaves_a_card_with_its_results_and_command(rte_folder):
 
 def test_dry_run_approves_the_run_folder_and_uploads_nothing(rte_folder, monkeypatch, capsys):
     with fake_hub_client(monkeypatch) as hub:
-        assert publish.main([str(rte_folder), "--repo-id", "someone/tiny-rte", "--dry-run"]) is None
+        publish.main([str(rte_folder), "--repo-id", "someone/tiny-rte", "--dry-run"])
     out = capsys.readouterr().out
     for name in ("README.md", "model.safetensors", "config.json", "modeling_litebert.py", "tokenizer.json",
                  "eval_results.json"):
@@ -163,19 +164,18 @@ def test_card_options_rebuild_the_card(rte_copy, monkeypatch):
     assert card.data.eval_results[0].metric_value == read_json(rte_copy / "eval_results.json")["eval_accuracy"]
 
 
-def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypatch):
+def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypatch, capsys):
     (rte_copy / "checkpoint-3").mkdir()
     (rte_copy / "checkpoint-3" / "optimizer.pt").write_bytes(b"not uploaded")
     (rte_copy / "runs").mkdir()
     (rte_copy / "runs" / "events.out").write_bytes(b"not uploaded")
     with fake_hub_client(monkeypatch) as hub:
-        url = publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--private",
-                            "--commit-message", "First release"])
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--private", "--commit-message", "First release"])
     [created] = hub.created
     assert (created["organization"], created["name"]) == ("someone", "tiny-rte")
     assert created.get("visibility") == "private" or created.get("private") is True
     [commit] = hub.commits
-    assert url == f"https://huggingface.co/someone/tiny-rte/commit/{1:040x}"
+    assert f"Uploaded: https://huggingface.co/someone/tiny-rte/commit/{1:040x}" in capsys.readouterr().out
     assert (commit.repo_id, commit.revision, commit.message) == ("someone/tiny-rte", "main", "First release")
     on_disk = {str(path.relative_to(rte_copy)) for path in rte_copy.rglob("*") if path.is_file()}
     expected = {name for name in on_disk if not name.startswith(("checkpoint-3/", "runs/"))}
@@ -186,17 +186,24 @@ def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypat
     assert hub.unexpected == []
 
 
-def run_publish_cli(folder, env_changes):
-    env = {**os.environ, **env_changes}
-    return subprocess.run([sys.executable, "-m", "litebert.cli.publish", str(folder), "--repo-id", "someone/x"],
-                          capture_output=True, text=True, env=env)
+def run_publish_cli(folder, *flags, env_changes=None):
+    """The installed console script, whose exit status is sys.exit(main())."""
+    script = Path(sys.executable).parent / "litebert-publish"
+    return subprocess.run([str(script), str(folder), "--repo-id", "someone/x", *flags], capture_output=True,
+                          text=True, env={**os.environ, **(env_changes or {})})
+
+
+def test_console_script_dry_run_succeeds(rte_folder):
+    dry_run = run_publish_cli(rte_folder, "--dry-run")
+    assert dry_run.returncode == 0 and "Dry run: nothing was uploaded." in dry_run.stdout
 
 
 def test_offline_or_logged_out_upload_fails_with_a_clear_message(rte_folder, tmp_path):
-    offline = run_publish_cli(rte_folder, {"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_placeholder"})
+    offline = run_publish_cli(rte_folder, env_changes={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_placeholder"})
     assert offline.returncode == 1 and "Traceback" not in offline.stderr
     assert "cannot reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1)" in offline.stderr
-    logged_out = run_publish_cli(rte_folder, {"HF_HUB_OFFLINE": "1", "HF_TOKEN": "", "HF_HOME": str(tmp_path)})
+    logged_out = run_publish_cli(rte_folder, env_changes={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "",
+                                                           "HF_HOME": str(tmp_path)})
     assert logged_out.returncode == 1 and "Traceback" not in logged_out.stderr
     assert "not logged in to the Hugging Face Hub" in logged_out.stderr
 

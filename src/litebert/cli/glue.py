@@ -153,8 +153,9 @@ def predict(trainer, task, splits) -> dict:
     return written
 
 
-def main(argv: list[str] | None = None) -> dict:
-    return run(*parse_arguments(GlueArguments, argv), command=command_line("litebert-glue", argv))
+def main(argv: list[str] | None = None) -> None:
+    # returns nothing: the console script passes main's result to sys.exit, where anything else is a failure
+    run(*parse_arguments(GlueArguments, argv), command=command_line("litebert-glue", argv))
 
 
 if __name__ == "__main__":

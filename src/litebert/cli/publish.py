@@ -193,7 +193,7 @@ def card_options(args: argparse.Namespace) -> dict:
     return {**options, "repo_id": args.repo_id} if options else {}
 
 
-def main(argv: list[str] | None = None) -> str | None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     try:
         files = check_folder(args.folder, card_options(args))
@@ -201,12 +201,11 @@ def main(argv: list[str] | None = None) -> str | None:
         print(describe_upload(args.folder, files))
         if args.dry_run:
             print("Dry run: nothing was uploaded.")
-            return None
+            return
         url = upload(args.folder, files, args.repo_id, args.private, args.token, args.commit_message)
     except PublishError as err:
         raise SystemExit(f"litebert-publish: {err}") from None
     print(f"Uploaded: {url}")
-    return url
 
 
 if __name__ == "__main__":

@@ -126,8 +126,9 @@ def run(model_args, data_args, race_args, training_args, command: str | None = N
     return results
 
 
-def main(argv: list[str] | None = None) -> dict:
-    return run(*parse_arguments(RaceArguments, argv), command=command_line("litebert-race", argv))
+def main(argv: list[str] | None = None) -> None:
+    # returns nothing: the console script passes main's result to sys.exit, where anything else is a failure
+    run(*parse_arguments(RaceArguments, argv), command=command_line("litebert-race", argv))
 
 
 if __name__ == "__main__":

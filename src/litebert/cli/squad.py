@@ -179,8 +179,9 @@ def run(model_args, data_args, squad_args, training_args, command: str | None = 
     return results
 
 
-def main(argv: list[str] | None = None) -> dict:
-    return run(*parse_arguments(SquadArguments, argv), command=command_line("litebert-squad", argv))
+def main(argv: list[str] | None = None) -> None:
+    # returns nothing: the console script passes main's result to sys.exit, where anything else is a failure
+    run(*parse_arguments(SquadArguments, argv), command=command_line("litebert-squad", argv))
 
 
 if __name__ == "__main__":
