@@ -150,6 +150,8 @@ def test_architecture_switches_and_tags(tmp_path):
     card = model_card_for_folder(pretraining)
     assert {"tupe", "tupe-r", "tnf"} <= set(card.data.tags)
     text = card.text
+    assert ("An ALBERT-style encoder with factorized embeddings (E=16, H=32), cross-layer sharing (attention) and "
+            "untied positional attention (TUPE), pretrained with masked language modelling") in text
     for fragment in ("| embedding size E | 16 |", "| hidden size H | 32 |", "| layers L | 4 |",
                      "attention (2 groups of 2 layers)", "TUPE-R relative bias (8 buckets",
                      "yes: 5 rare-word notes"):
@@ -161,7 +163,8 @@ def test_architecture_switches_and_tags(tmp_path):
     assert "tnf" in card.data.tags and "notes dropped for fine-tuning" in card.text
 
     plain = tmp_path / "plain"
-    saved_model(plain, LiteBertForSequenceClassification)
+    saved_model(plain, LiteBertForSequenceClassification, embedding_size=32, sharing="none")
+    assert "A BERT-shaped encoder, with a text-classification head" in model_card_for_folder(plain).text
     tags = model_card_for_folder(plain).data.tags
     assert "tupe" not in tags and "tnf" not in tags
     assert "| TNF during pretraining | no |" in model_card_for_folder(plain).text

@@ -214,7 +214,7 @@ def build_model_card(
         f"# {model_name}",
         _summary(config, task, pipeline_tag),
         "## Architecture\n\n" + _architecture_table(config),
-        "## Parameters\n\n" + _parameter_table(counts, config),
+        "## Parameters\n\n" + _parameter_table(counts),
         "## Evaluation results\n\n" + _results_table(eval_results),
         "## Training\n\n" + _training_section(run_info),
         "## How to use\n\n" + _usage_section(repo_id or model_name, pipeline_tag),
@@ -297,14 +297,22 @@ def check_model_card(path: str | Path) -> ModelCard:
 
 
 def _summary(config: LiteBertConfig, task: str | None, pipeline_tag: str) -> str:
-    kind = "a TUPE" if config.position_embedding_type == "tupe" else "an ALBERT-style"
+    traits = []
+    if config.embedding_size != config.hidden_size:
+        traits.append(f"factorized embeddings (E={config.embedding_size}, H={config.hidden_size})")
+    if config.sharing != "none":
+        traits.append(f"cross-layer sharing ({config.sharing})")
+    if config.position_embedding_type == "tupe":
+        traits.append("untied positional attention (TUPE)")
+    listed = ", ".join(traits[:-1]) + " and " + traits[-1] if len(traits) > 1 else "".join(traits)
+    kind = f"An ALBERT-style encoder with {listed}" if traits else "A BERT-shaped encoder"
     if task is not None:
         what = f"fine-tuned on {task_display_name(task)} ({pipeline_tag})"
     elif pipeline_tag in ("fill-mask", "feature-extraction"):
         what = "pretrained with masked language modelling and sentence-order prediction"
     else:
         what = f"with a {pipeline_tag} head"
-    return f"A LiteBERT encoder: {kind} BERT with factorized embeddings and cross-layer parameter sharing, {what}."
+    return f"{kind}, {what}, built with LiteBERT."
 
 
 def task_display_name(task: str) -> str:
@@ -345,13 +353,13 @@ def _architecture_table(config: LiteBertConfig) -> str:
     return _markdown_table(("setting", "value"), rows)
 
 
-def _parameter_table(counts: dict[str, int], config: LiteBertConfig) -> str:
+def _parameter_table(counts: dict[str, int]) -> str:
     rows = [
         ("total (unique, as stored)", f"{counts['total']:,}"),
         ("embeddings (V·E + E·H and positions)", f"{counts['embedding']:,}"),
         ("encoder layers (unique)", f"{counts['encoder']:,}"),
         ("pooler and task head", f"{counts['heads']:,}"),
-        (f"effective: the same shape without sharing ({config.sharing} sharing here)", f"{counts['effective']:,}"),
+        ("effective: the same shape without cross-layer sharing", f"{counts['effective']:,}"),
     ]
     return _markdown_table(("parameters", "count"), rows)
 
