@@ -193,6 +193,12 @@ def test_unknown_task_and_bad_results_file_are_named(tmp_path):
     (folder / "eval_results.json").write_text('{"eval_accuracy": 0.5,\n oops}')
     with pytest.raises(ValueError, match=r"eval_results.json: line 2"):
         model_card_for_folder(folder)
+    foreign = tmp_path / "foreign"
+    saved_model(foreign, LiteBertForSequenceClassification)
+    config = json.loads((foreign / "config.json").read_text())
+    (foreign / "config.json").write_text(json.dumps({**config, "architectures": ["BertForMaskedLM"]}))
+    with pytest.raises(ValueError, match=r"\['BertForMaskedLM'\] is not a LiteBERT class"):
+        model_card_for_folder(foreign)
 
 
 def test_check_model_card_accepts_ours_and_names_what_is_wrong(tmp_path):

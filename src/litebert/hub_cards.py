@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import modeling_litebert
 from .configuration_litebert import LiteBertConfig
 from .parameters import parameter_counts
 from .tasks.glue import GLUE_TASKS
@@ -168,10 +169,8 @@ def _read_json(path: Path) -> dict:
 
 def model_for_counting(config: LiteBertConfig) -> torch.nn.Module:
     """The folder's head class built on the meta device: parameter shapes without memory or weights."""
-    import litebert
-
     architecture = (config.architectures or ["LiteBertModel"])[0]
-    model_class = getattr(litebert, architecture, None)
+    model_class = getattr(modeling_litebert, architecture, None)
     if model_class is None or architecture not in PIPELINE_TAGS:
         raise ValueError(f"config.architectures={config.architectures!r} is not a LiteBERT class; expected one of "
                          f"{', '.join(PIPELINE_TAGS)}")
