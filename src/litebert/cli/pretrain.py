@@ -111,19 +111,24 @@ def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None,
     return tokenizer
 
 
-def prepare_rare_words(model_args: ModelArguments, data_args: "DataArguments", tokenizer, output_dir: str):
-    """The rare-word vocabulary saved next to the tokenizer (by an earlier run, or the model continued from), or a
-    new one counted over the training corpus."""
-    for folder in (output_dir, model_args.model_name_or_path):
-        if folder and (Path(folder) / RARE_WORDS_FILE).is_file():
-            return RareWordVocabulary.load(folder)
-    documents = load_documents(
+def corpus_documents(data_args: DataArguments):
+    """The training corpus as documents, from --train_file or --dataset_name."""
+    return load_documents(
         train_files=data_args.train_file,
         dataset_name=data_args.dataset_name,
         dataset_config=data_args.dataset_config_name,
         text_column=data_args.text_column,
         streaming=data_args.streaming,
     )
+
+
+def prepare_rare_words(model_args: ModelArguments, data_args: DataArguments, tokenizer, output_dir: str):
+    """The rare-word vocabulary saved next to the tokenizer (by an earlier run, or the model continued from), or a
+    new one counted over the training corpus."""
+    for folder in (output_dir, model_args.model_name_or_path):
+        if folder and (Path(folder) / RARE_WORDS_FILE).is_file():
+            return RareWordVocabulary.load(folder)
+    documents = corpus_documents(data_args)
     counts = count_words(documents, tokenizer, num_proc=data_args.preprocessing_num_workers)
     rare_words = build_rare_word_vocabulary(
         counts, tokenizer, model_args.tnf_min_count, model_args.tnf_max_count, model_args.tnf_top_n
@@ -151,13 +156,7 @@ def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteB
 def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: int, seed: int):
     """Documents -> SOP examples, split into train and held-out sets by document (never within a document)."""
     check_max_seq_length(data_args.max_seq_length, max_position_embeddings)
-    documents = load_documents(
-        train_files=data_args.train_file,
-        dataset_name=data_args.dataset_name,
-        dataset_config=data_args.dataset_config_name,
-        text_column=data_args.text_column,
-        streaming=data_args.streaming,
-    )
+    documents = corpus_documents(data_args)
     if data_args.validation_file:
         held_out = load_documents(train_files=data_args.validation_file, streaming=data_args.streaming)
     elif data_args.streaming:
