@@ -191,7 +191,7 @@ def test_unknown_task_and_bad_results_file_are_named(tmp_path):
     folder = tmp_path / "bad-json"
     saved_model(folder, LiteBertForSequenceClassification, finetuning_task="rte")
     (folder / "eval_results.json").write_text('{"eval_accuracy": 0.5,\n oops}')
-    with pytest.raises(ValueError, match=r"eval_results.json: line 2"):
+    with pytest.raises(ValueError, match=r"eval_results.json, line 2: invalid JSON"):
         model_card_for_folder(folder)
     foreign = tmp_path / "foreign"
     saved_model(foreign, LiteBertForSequenceClassification)

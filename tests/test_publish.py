@@ -103,6 +103,10 @@ def damage_auto_map(folder):
     (folder / "config.json").write_text(json.dumps(config))
 
 
+def damage_config_json(folder):
+    (folder / "config.json").write_text('{"model_type": "litebert",\n oops}')
+
+
 def damage_code(folder):
     (folder / "modeling_litebert.py").unlink()
 
@@ -130,6 +134,7 @@ def damage_card(folder):
     (damage_pickle, "pytorch_model.bin is a pickle file"),
     (damage_training_args, "training_args.bin is a pickle file"),
     (damage_auto_map, "auto_map has no AutoConfig entry"),
+    (damage_config_json, "config.json, line 2: invalid JSON"),
     (damage_code, "modeling_litebert.py is missing"),
     (damage_code_needing_litebert, "does not load without litebert installed"),
     (damage_weights, "no weights: expected model.safetensors"),

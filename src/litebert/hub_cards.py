@@ -10,7 +10,6 @@ from `config.finetuning_task` (set by `litebert-glue`, `litebert-squad`, `litebe
 training command and data from `litebert_run.json`, which every LiteBERT script writes into its output folder.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from . import modeling_litebert
 from .configuration_litebert import LiteBertConfig
 from .parameters import parameter_counts
 from .tasks.glue import GLUE_TASKS
+from .tasks.io import DataFormatError, read_json_file
 
 CARD_NAME = "README.md"
 RUN_INFO_NAME = "litebert_run.json"
@@ -158,12 +158,9 @@ def read_run_info(folder: str | Path) -> dict:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    content = read_json_file(path)  # a syntax error names the file and line
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(content).__name__}")
+        raise DataFormatError(path, "", f"expected a JSON object, found {type(content).__name__}")
     return content
 
 

@@ -61,6 +61,26 @@ def fill_mask_without_litebert(folder: str | Path, sentences: list[str]) -> list
     return json.loads(_run_without_litebert(_FILL_MASK, "fill-mask", folder, json.dumps(sentences)))
 
 
+_IMPORT_CHECK = """
+import sys
+sys.modules["litebert"] = None
+from transformers import AutoConfig, AutoTokenizer
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
+folder = sys.argv[1]
+config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+for reference in config.auto_map.values():
+    get_class_from_dynamic_module(reference, folder)
+AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+print("ok")
+"""
+
+
+def check_loads_without_litebert(folder: str | Path) -> None:
+    """Import every class the folder's auto_map names, and its tokenizer, in a process that cannot import litebert;
+    raises RuntimeError with that process's error output when something is missing."""
+    _run_without_litebert(_IMPORT_CHECK, "importing the auto_map classes", folder)
+
+
 def _run_without_litebert(script: str, what: str, folder: str | Path, *arguments: str) -> str:
     """Run `script` on `folder` in a fresh interpreter (where it blocks `import litebert`); its last output line."""
     result = subprocess.run([sys.executable, "-c", script, str(Path(folder).resolve()), *arguments],

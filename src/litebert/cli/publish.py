@@ -10,31 +10,17 @@ a valid model card (README.md; written from the folder when missing). Checkpoint
 """
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from ..hub_cards import CARD_NAME, check_model_card, write_model_card
+from ..remote_code import check_loads_without_litebert
+from ..tasks.io import DataFormatError, read_json_file
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-# Runs with `import litebert` made impossible: the folder's own code must be enough.
-_IMPORT_CHECK = """
-import sys
-sys.modules["litebert"] = None
-from transformers import AutoConfig, AutoTokenizer
-from transformers.dynamic_module_utils import get_class_from_dynamic_module
-folder = sys.argv[1]
-config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-for reference in config.auto_map.values():
-    get_class_from_dynamic_module(reference, folder)
-AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-"""
 
 
 class PublishError(Exception):
@@ -89,7 +75,7 @@ def _weight_problems(folder: Path, names: set[str]) -> list[str]:
         return []
     if "model.safetensors.index.json" not in names:
         return ["no weights: expected model.safetensors (or model.safetensors.index.json with its shards)"]
-    shards = set(json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"].values())
+    shards = set(read_json_file(folder / "model.safetensors.index.json")["weight_map"].values())
     missing = sorted(shard for shard in shards if shard not in names)
     return [f"model.safetensors.index.json names missing shard(s): {', '.join(missing)}"] if missing else []
 
@@ -98,9 +84,9 @@ def _config_problems(folder: Path, names: set[str]) -> list[str]:
     if "config.json" not in names:
         return ["no config.json"]
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except json.JSONDecodeError as err:
-        return [f"config.json: line {err.lineno}: not valid JSON ({err.msg})"]
+        config = read_json_file(folder / "config.json")
+    except DataFormatError as err:
+        return [str(err)]
     if config.get("model_type") != "litebert":
         return [f"config.json has model_type {config.get('model_type')!r}; expected 'litebert'"]
     auto_map = config.get("auto_map") or {}
@@ -113,12 +99,12 @@ def _config_problems(folder: Path, names: set[str]) -> list[str]:
 
 
 def _import_problems(folder: Path) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", _IMPORT_CHECK, str(folder.resolve())],
-                            capture_output=True, text=True)
-    if result.returncode == 0:
-        return []
-    last_line = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-    return [f"the folder's code does not load without litebert installed: {last_line}"]
+    try:
+        check_loads_without_litebert(folder)
+    except RuntimeError as err:
+        last_line = str(err).strip().splitlines()[-1]
+        return [f"the folder's code does not load without litebert installed: {last_line}"]
+    return []
 
 
 def describe_upload(folder: Path, files: list[Path]) -> str:
