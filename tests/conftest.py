@@ -93,3 +93,10 @@ def write_hub_dataset(folder: Path, configs: dict[str, dict[str, list[dict]]]) -
         declared.append({"config_name": config, "data_files": files})
     (folder / "README.md").write_text("---\n" + yaml.safe_dump({"configs": declared}) + "---\n")
     return folder
+
+
+def wikitext_prefix(path: Path, lines: int) -> Path:
+    """Write the first `lines` lines of the real WikiText-2 train file (articles with ' = Title = ' headings)."""
+    with open(SHARED_DATA / "wikitext-2" / "train.txt", encoding="utf-8") as source:
+        path.write_text("".join(line for _, line in zip(range(lines), source)), encoding="utf-8")
+    return path

