@@ -134,6 +134,37 @@ def test_pretraining_loss_is_mlm_plus_sop_cross_entropy():
     torch.testing.assert_close(outputs.loss, mlm + sop, atol=1e-6, rtol=0)
 
 
+def test_sop_head_has_no_dropout_unless_configured():
+    """ALBERT's official SOP head is a plain linear layer on the pooled output, in training mode too."""
+    model = tiny_model(LiteBertForPreTraining).train()
+    batch = padded_batch(99)
+    with torch.no_grad():
+        outputs = model(**batch)
+        pooled = model.litebert(**batch).pooler_output
+    expected = pooled @ model.sop_classifier.classifier.weight.T + model.sop_classifier.classifier.bias
+    torch.testing.assert_close(outputs.sop_logits, expected, atol=1e-6, rtol=0)
+    configured = tiny_model(LiteBertForPreTraining, sop_classifier_dropout_prob=0.5).train()
+    with torch.no_grad():
+        first, second = configured(**batch).sop_logits, configured(**batch).sop_logits
+    assert not torch.equal(first, second)
+    with pytest.raises(ValueError, match="sop_classifier_dropout_prob"):
+        LiteBertConfig(sop_classifier_dropout_prob=1.5)
+
+
+def test_forward_kwargs_declare_the_transformers_keyword_arguments():
+    """Tools read `**kwargs: Unpack[TransformersKwargs]` to learn that a model takes output_attentions and friends."""
+    import inspect
+    from typing import get_args
+
+    from transformers.utils import TransformersKwargs
+
+    for model_class in (LiteBertModel, LiteBertForPreTraining, LiteBertForMaskedLM, LiteBertForSequenceClassification,
+                        LiteBertForMultipleChoice):
+        (declared,) = get_args(inspect.signature(model_class.forward).parameters["kwargs"].annotation)
+        assert declared is TransformersKwargs
+        assert "output_attentions" in declared.__annotations__
+
+
 def test_mlm_decoder_is_tied_to_word_embeddings():
     model = tiny_model(LiteBertForMaskedLM)
     assert model.predictions.decoder.weight is model.litebert.embeddings.word_embeddings.weight
@@ -270,6 +301,17 @@ class TestBadInput:
             self.model(inputs_embeds=torch.ones(1, 5, 32))
         with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
             self.model()
+
+    def test_empty_batch_and_empty_sequences(self):
+        with pytest.raises(ValueError, match=r"inputs have shape \(0, 5\): an empty batch"):
+            self.model(input_ids=torch.ones(0, 5, dtype=torch.long))
+        with pytest.raises(ValueError, match=r"inputs have shape \(2, 0\).*length 0"):
+            self.model(input_ids=torch.ones(2, 0, dtype=torch.long))
+
+    @pytest.mark.parametrize("mask_shape", [(5,), (1, 5, 5)])
+    def test_attention_mask_of_the_wrong_rank(self, mask_shape):
+        with pytest.raises(ValueError, match=f"attention_mask must be 2-D .* got {len(mask_shape)}-D"):
+            self.model(input_ids=torch.ones(1, 5, dtype=torch.long), attention_mask=torch.ones(mask_shape))
 
     def test_token_type_outside_range(self):
         with pytest.raises(ValueError, match=r"token_type_ids contains 2, outside \[0, type_vocab_size=2\)"):

@@ -80,6 +80,64 @@ def test_evaluation_mixes_notes_but_does_not_update_them():
     assert (mixed - plain).abs().max() > 1e-4
 
 
+def test_notes_are_never_mixed_into_prediction_targets():
+    """Word 2 occurs twice, word 0 once, all with notes. Labelling the second piece of word 2's first occurrence
+    keeps its note out of both its tokens; the unlabelled occurrences are still mixed. Every occurrence, the labelled
+    one included, still updates its note from its context."""
+    model = tnf_model().train()
+    input_ids, attention_mask, occurrences = hand_made_batch()
+    with torch.no_grad():
+        model.notes.notes[:] = torch.randn(3, 32)
+        model.notes.seen[:] = True
+    notes_before = model.notes.notes.clone()
+    labels = torch.full_like(input_ids, -100)
+    labels[0, 2] = input_ids[0, 2]
+    labels[1, 0] = input_ids[1, 0]  # a target outside every occurrence changes nothing
+    outputs = model(input_ids, attention_mask=attention_mask, tnf_occurrences=occurrences, labels=labels,
+                    output_hidden_states=True)
+    with torch.no_grad():
+        plain = model.litebert.embeddings(input_ids)
+        expected_input = plain.clone()
+        expected_input[1, 6] = (1 - LAMBDA) * plain[1, 6] + LAMBDA * notes_before[2]
+        expected_input[0, 7] = (1 - LAMBDA) * plain[0, 7] + LAMBDA * notes_before[0]
+        torch.testing.assert_close(outputs.hidden_states[0], expected_input, atol=1e-6, rtol=0)
+        last = outputs.hidden_states[-1]
+        contexts = (last[0, 0:5].mean(0) + last[1, 4:8].mean(0)) / 2
+    torch.testing.assert_close(model.notes.notes[2], (1 - GAMMA) * notes_before[2] + GAMMA * contexts, atol=1e-6, rtol=0)
+
+
+def test_the_prediction_at_a_masked_rare_word_does_not_depend_on_its_note():
+    """A note summarises its word, so reading it would turn MLM on rare words into copying: with the word's only
+    occurrence masked and labelled, two very different notes must give identical logits and loss."""
+    model = tnf_model().eval()
+    input_ids, attention_mask, occurrences = hand_made_batch()
+    masked = input_ids.clone()
+    masked[0, 1:3] = 4
+    labels = torch.full_like(input_ids, -100)
+    labels[0, 1:3] = input_ids[0, 1:3]
+    results = []
+    for note in (torch.zeros(32), torch.randn(32) * 10):
+        with torch.no_grad():
+            model.notes.notes[2] = note
+            model.notes.seen[2] = True
+            outputs = model(masked, attention_mask=attention_mask, tnf_occurrences=occurrences[:1], labels=labels,
+                            sentence_order_label=torch.zeros(2, dtype=torch.long))
+        results.append((outputs.prediction_logits, outputs.loss))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    with torch.no_grad():  # without labels (inference on unmasked text) the note is read
+        unlabelled = model(masked, attention_mask=attention_mask, tnf_occurrences=occurrences[:1]).prediction_logits
+    assert not torch.equal(unlabelled, results[1][0])
+
+
+def test_notes_update_with_the_model_in_bfloat16():
+    model = tnf_model().train().to(torch.bfloat16)
+    input_ids, attention_mask, occurrences = hand_made_batch()
+    model(input_ids, attention_mask=attention_mask, tnf_occurrences=occurrences)
+    assert model.notes.notes.dtype == torch.bfloat16
+    assert model.notes.seen.tolist() == [True, False, True]
+    assert model.notes.notes[2].abs().sum() > 0
+
+
 def test_notes_receive_no_gradient():
     model = tnf_model().train()
     input_ids, attention_mask, occurrences = hand_made_batch()

@@ -9,7 +9,16 @@ import torch
 from conftest import padded_batch, tiny_config_kwargs
 from safetensors.torch import load_file, save_file
 
-from litebert import LiteBertConfig, LiteBertForMaskedLM, LiteBertForSequenceClassification, LiteBertModel
+from litebert import (
+    LiteBertConfig,
+    LiteBertForMaskedLM,
+    LiteBertForMultipleChoice,
+    LiteBertForPreTraining,
+    LiteBertForQuestionAnswering,
+    LiteBertForSequenceClassification,
+    LiteBertForTokenClassification,
+    LiteBertModel,
+)
 
 HEADS, HIDDEN = 4, 32
 HEAD_SIZE = HIDDEN // HEADS
@@ -200,6 +209,35 @@ def test_gradient_checkpointing_keeps_positional_gradients():
     assert len(gradients[0]) == 9 and all(g.abs().sum() > 0 for g in gradients[0].values())
     for name, gradient in gradients[0].items():
         torch.testing.assert_close(gradients[1][name], gradient, atol=1e-6, rtol=0)
+
+
+HEAD_INPUTS = {  # each head's inputs with labels, built from a padded batch of 3 rows
+    LiteBertForPreTraining: lambda b: {**b, "labels": b["input_ids"], "sentence_order_label": torch.tensor([0, 1, 0])},
+    LiteBertForMaskedLM: lambda b: {**b, "labels": b["input_ids"]},
+    LiteBertForSequenceClassification: lambda b: {**b, "labels": torch.tensor([0, 1, 1])},
+    LiteBertForTokenClassification: lambda b: {**b, "labels": b["attention_mask"]},
+    LiteBertForQuestionAnswering: lambda b: {**b, "start_positions": torch.tensor([1, 2, 0]),
+                                             "end_positions": torch.tensor([3, 2, 1])},
+    LiteBertForMultipleChoice: lambda b: {**{k: v.unsqueeze(0) for k, v in b.items()}, "labels": torch.tensor([2])},
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("model_class", list(HEAD_INPUTS), ids=lambda cls: cls.__name__)
+def test_reentrant_checkpointing_gives_the_gradients_of_no_checkpointing(model_class, variant):
+    """The positional term is shared by every layer: reentrant recomputation must not backpropagate through it twice."""
+    gradients = []
+    for checkpointing in (None, {"use_reentrant": True}, {"use_reentrant": False}):
+        model = tupe_model(model_class, num_hidden_groups=2, **VARIANTS[variant]).train()
+        if checkpointing is not None:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+        model(**HEAD_INPUTS[model_class](padded_batch(99))).loss.backward()
+        gradients.append({name: p.grad for name, p in model.named_parameters() if p.grad is not None})
+    assert any("position_bias" in name for name in gradients[0])
+    for checkpointed in gradients[1:]:
+        assert checkpointed.keys() == gradients[0].keys()
+        for name, gradient in gradients[0].items():
+            torch.testing.assert_close(checkpointed[name], gradient, atol=1e-5, rtol=0, msg=name)
 
 
 def test_flash_attention_is_refused_clearly():

@@ -72,7 +72,9 @@ class LiteBertConfig(PreTrainedConfig):
         tnf_window (`int`, defaults to 16): k; the context of an occurrence at tokens s..t is the mean of the last
             layer's outputs at s - k .. t + k.
         hidden_dropout_prob, attention_probs_dropout_prob (`float`, default 0.0): ALBERT v2 uses no dropout.
-        classifier_dropout_prob (`float`, defaults to 0.1): dropout before the classification heads.
+        classifier_dropout_prob (`float`, defaults to 0.1): dropout before the fine-tuning classification heads.
+        sop_classifier_dropout_prob (`float`, defaults to 0.0): dropout before the sentence-order head; ALBERT's
+            official pretraining code applies none.
 
     Example:
 
@@ -101,6 +103,7 @@ class LiteBertConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     classifier_dropout_prob: int | float | None = 0.1
+    sop_classifier_dropout_prob: int | float = 0.0
     pad_token_id: int | None = 0
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3
@@ -149,7 +152,12 @@ class LiteBertConfig(PreTrainedConfig):
             "type_vocab_size",
         ):
             _require(getattr(self, name) > 0, name, getattr(self, name), "a positive integer")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
+        for name in (
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "classifier_dropout_prob",
+            "sop_classifier_dropout_prob",
+        ):
             value = getattr(self, name)
             _require(value is None or 0.0 <= value < 1.0, name, value, "a probability in [0, 1)")
         _require(

@@ -26,7 +26,8 @@ from transformers.modeling_outputs import (
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.pytorch_utils import apply_chunking_to_forward
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -171,7 +172,10 @@ class LiteBertAttention(nn.Module):
         self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch_size, seq_length, _ = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch_size, seq_length, 3, self.num_heads, self.head_size)
@@ -190,6 +194,10 @@ class LiteBertAttention(nn.Module):
             scaling=self.scaling,
             **kwargs,
         )
+        if torch.compiler.is_exporting():
+            # torch.export's fake strides for sdpa with a float mask claim a layout the decomposed kernel does not
+            # produce, so a plain reshape turns into an invalid view there; an explicit copy keeps it valid
+            attn_output = attn_output.clone(memory_format=torch.contiguous_format)
         attn_output = self.output_dropout(self.dense(attn_output.reshape(batch_size, seq_length, -1)))
         return self.LayerNorm(hidden_states + attn_output), attn_weights
 
@@ -227,8 +235,11 @@ class LiteBertLayer(GradientCheckpointingLayer):
         attention: LiteBertAttention,
         feed_forward: LiteBertFeedForward,
         attention_mask: torch.Tensor | None = None,
-        **kwargs,
+        position_bias: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
+        if position_bias is not None:
+            kwargs["position_bias"] = position_bias
         hidden_states, _ = attention(hidden_states, attention_mask, **kwargs)
         return feed_forward(hidden_states)
 
@@ -262,12 +273,19 @@ class LiteBertEncoder(nn.Module):
         self.groups = nn.ModuleList([LiteBertLayerGroup(config) for _ in range(config.num_hidden_groups)])
         self.layer = LiteBertLayer()
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_bias: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
         sublayers_per_group = self.config.layers_per_group * self.config.inner_group_num
         for group in self.groups:
             for sublayer_index in range(sublayers_per_group):
                 attention, feed_forward = group.blocks(sublayer_index)
-                hidden_states = self.layer(hidden_states, attention, feed_forward, attention_mask, **kwargs)
+                # tensors that need gradients go positionally: reentrant checkpointing only tracks positional inputs
+                hidden_states = self.layer(hidden_states, attention, feed_forward, attention_mask, position_bias, **kwargs)
         return hidden_states
 
 
@@ -313,8 +331,16 @@ class LiteBertNoteDictionary(nn.Module):
         mean = sums / counts[:, None]
         previous = self.notes[words]
         updated = (1 - self.momentum) * previous + self.momentum * mean
-        self.notes[words] = torch.where(self.seen[words][:, None], updated, mean)
+        self.notes[words] = torch.where(self.seen[words][:, None], updated, mean).to(self.notes.dtype)
         self.seen[words] = True
+
+
+def _without_prediction_targets(occurrences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The occurrences none of whose tokens `start..end` carries a label (`labels != -100`)."""
+    targets_before = nn.functional.pad((labels != -100).long().cumsum(1), (1, 0))
+    batch_index, start, end = occurrences[:, 0], occurrences[:, 1], occurrences[:, 2]
+    targets_inside = targets_before[batch_index, end + 1] - targets_before[batch_index, start]
+    return occurrences[targets_inside == 0]
 
 
 def _window_means(hidden_states, attention_mask, batch_index, first, last) -> torch.Tensor:
@@ -458,6 +484,16 @@ def _check_inputs(config: LiteBertConfig, input_ids, attention_mask, token_type_
                 f"{config.embedding_size}), got {tuple(inputs_embeds.shape)}."
             )
         shape = tuple(inputs_embeds.shape[:2])
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"The inputs have shape {shape}: an empty batch or a sequence of length 0; pass at least one sequence "
+            "of at least one token."
+        )
+    if attention_mask is not None and attention_mask.dim() not in (2, 4):
+        raise ValueError(
+            f"attention_mask must be 2-D (batch_size, sequence_length) or a prepared 4-D mask, got "
+            f"{attention_mask.dim()}-D shape {tuple(attention_mask.shape)}."
+        )
     if shape[1] > config.max_position_embeddings:
         raise ValueError(
             f"Sequence length {shape[1]} exceeds max_position_embeddings={config.max_position_embeddings}; "
@@ -515,13 +551,18 @@ class LiteBertModel(LiteBertPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         token_notes: tuple[torch.Tensor, torch.Tensor] | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""
         token_notes: TNF's `(weight [B, L, 1], notes [B, L, H])`; the embeddings become
             `(1 - weight) * embeddings + weight * notes`. Given by [`LiteBertForPreTraining`].
         """
         _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        if torch.compiler.is_exporting() and self.config._attn_implementation == "flex_attention":
+            raise ValueError(
+                "flex_attention is a compiled kernel that torch.export cannot trace; export with "
+                "model.set_attn_implementation('sdpa') (or 'eager'), which computes the same outputs from the same weights."
+            )
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         if token_notes is not None:
             weight, notes = (tensor.to(embedding_output.dtype) for tensor in token_notes)
@@ -529,15 +570,29 @@ class LiteBertModel(LiteBertPreTrainedModel):
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
+        position_bias = None
         if self.position_bias is not None:  # computed once, reused by every layer
             batch_size, seq_length = embedding_output.shape[:2]
-            position_bias = self.position_bias(seq_length).to(embedding_output.dtype)
-            kwargs["position_bias"] = position_bias.unsqueeze(0).expand(batch_size, -1, -1, -1)
-        sequence_output = self.encoder(embedding_output, attention_mask, **kwargs)
+            position_bias = self.position_bias(seq_length).to(embedding_output.dtype).unsqueeze(0)
+            if self.config._attn_implementation == "flex_attention":  # its score_mod indexes the batch dimension
+                position_bias = position_bias.expand(batch_size, -1, -1, -1)
+            else:
+                attention_mask, position_bias = _fold_into_mask(position_bias, attention_mask), None
+        sequence_output = self.encoder(embedding_output, attention_mask, position_bias, **kwargs)
         pooled_output = None
         if self.pooler is not None:
             pooled_output = self.pooler_activation(self.pooler(sequence_output[:, 0]))
         return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled_output)
+
+
+def _fold_into_mask(position_bias: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """One additive float mask `[B or 1, heads, L, L]`: the positional term where attention is allowed, the dtype's
+    minimum where the (boolean or additive) padding mask forbids it. Built once per forward pass instead of per layer."""
+    if attention_mask is None:
+        return position_bias
+    if attention_mask.dtype == torch.bool:
+        return position_bias.masked_fill(~attention_mask, torch.finfo(position_bias.dtype).min)
+    return position_bias + attention_mask
 
 
 class LiteBertMLMHead(nn.Module):
@@ -557,7 +612,7 @@ class LiteBertMLMHead(nn.Module):
 class LiteBertSOPHead(nn.Module):
     def __init__(self, config: LiteBertConfig):
         super().__init__()
-        self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
+        self.dropout = nn.Dropout(config.sop_classifier_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 2)
 
     def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
@@ -597,21 +652,24 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
         labels: torch.LongTensor | None = None,
         sentence_order_label: torch.LongTensor | None = None,
         tnf_occurrences: torch.LongTensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> LiteBertForPreTrainingOutput:
         r"""
         labels: `(batch_size, sequence_length)` token ids to predict at masked positions, -100 elsewhere.
         sentence_order_label: `(batch_size,)`, 0 when segment A precedes B in the source text, 1 when swapped.
         tnf_occurrences: `(num_occurrences, 4)` rows `(batch_index, start, end, rare_word_id)` of the rare words in
             the batch (token positions, end inclusive), as `DataCollatorForNgramMLM(rare_words=...)` gives them. Seen
-            words get their note mixed into their embeddings; in training mode the notes are updated afterwards.
+            words get their note mixed into their embeddings, except occurrences with a prediction target (any
+            `labels != -100` among their tokens): a note describes its word, so it would give the answer away. In
+            training mode every occurrence, masked or not, then updates its word's note from its context.
         """
         token_notes = None
         if tnf_occurrences is not None:
             if self.notes is None:
                 raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
             shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
-            token_notes = self.notes.token_notes(tnf_occurrences, *shape)
+            mixed = tnf_occurrences if labels is None else _without_prediction_targets(tnf_occurrences, labels)
+            token_notes = self.notes.token_notes(mixed, *shape)
         outputs = self.litebert(
             input_ids,
             attention_mask=attention_mask,
@@ -666,7 +724,7 @@ class LiteBertForMaskedLM(LiteBertPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> MaskedLMOutput:
         outputs = self.litebert(
             input_ids,
@@ -707,7 +765,7 @@ class LiteBertForSequenceClassification(LiteBertPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> SequenceClassifierOutput:
         outputs = self.litebert(
             input_ids,
@@ -746,7 +804,7 @@ class LiteBertForTokenClassification(LiteBertPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> TokenClassifierOutput:
         outputs = self.litebert(
             input_ids,
@@ -786,7 +844,7 @@ class LiteBertForQuestionAnswering(LiteBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         start_positions: torch.LongTensor | None = None,
         end_positions: torch.LongTensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> QuestionAnsweringModelOutput:
         outputs = self.litebert(
             input_ids,
@@ -831,7 +889,7 @@ class LiteBertForMultipleChoice(LiteBertPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> MultipleChoiceModelOutput:
         reference = input_ids if input_ids is not None else inputs_embeds
         if reference is None or reference.dim() != (3 if input_ids is not None else 4):
