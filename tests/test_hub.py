@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,10 +57,12 @@ def test_saved_config_lists_every_head_in_auto_map(tmp_path):
     assert {"modeling_litebert.py", "configuration_litebert.py"} <= {p.name for p in tmp_path.iterdir()}
 
 
-def test_modeling_code_imports_only_torch_transformers_and_siblings():
-    source = (litebert.__path__[0] + "/modeling_litebert.py")
+@pytest.mark.parametrize("module", ["modeling_litebert.py", "modeling_tnf.py", "configuration_litebert.py"])
+def test_modeling_code_imports_only_torch_transformers_and_siblings(module):
+    source = litebert.__path__[0] + "/" + module
     imports = [line.split()[1] for line in open(source) if line.startswith(("import ", "from "))]
-    allowed = ("torch", "transformers", ".", "collections", "dataclasses", "math")
+    allowed = ("torch", "transformers", "huggingface_hub", ".", "collections", "contextlib", "copy", "dataclasses",
+               "math")
     assert all(name.startswith(allowed) for name in imports), imports
 
 
@@ -88,9 +91,11 @@ save_file(results, io + "/outputs.safetensors")
 
 
 def test_pretraining_folder_loads_into_every_auto_class_without_the_package(tmp_path):
+    """A TNF pretraining folder: its note dictionary lives in modeling_tnf.py, which must travel with the code."""
     folder = tmp_path / "model"
-    model = tiny(LiteBertForPreTraining, sharing="attention")
+    model = tiny(LiteBertForPreTraining, sharing="attention", tnf_enabled=True, tnf_num_rare_words=3)
     model.save_pretrained(folder)
+    assert (folder / "modeling_tnf.py").read_text() == (Path(litebert.__path__[0]) / "modeling_tnf.py").read_text()
     batch = padded_batch(99)
     save_file(batch, str(tmp_path / "inputs.safetensors"))
     subprocess.run(

@@ -325,3 +325,23 @@ def test_notes_are_identical_on_every_rank(tmp_path):
     assert rank_0["seen"].all()
     single = torch.load(tmp_path / "notes-w1-r0.pt", weights_only=True)
     assert not torch.equal(single["notes"], rank_1["notes"])
+
+
+def test_fine_tuning_heads_leave_the_callers_config_alone():
+    config = LiteBertConfig(**tiny_config_kwargs(tnf_enabled=True, tnf_num_rare_words=3))
+    classifier = LiteBertForSequenceClassification(config)
+    assert config.tnf_enabled and not classifier.config.tnf_enabled
+    assert LiteBertForPreTraining(config).notes is not None
+
+
+def test_the_base_model_takes_no_notes_argument():
+    """Notes reach the encoder through the pretraining head's hook on the embeddings, not LiteBertModel.forward."""
+    import inspect
+
+    from litebert import LiteBertModel
+
+    assert not any("note" in name for name in inspect.signature(LiteBertModel.forward).parameters)
+    model = tnf_model().train()
+    input_ids, attention_mask, occurrences = hand_made_batch()
+    model(input_ids, attention_mask=attention_mask, tnf_occurrences=occurrences)
+    assert not model.litebert.embeddings._forward_hooks  # the mixing hook is gone after the forward pass

@@ -7,6 +7,7 @@ Importing the package registers `LiteBertConfig` and every LiteBERT head with tr
 import transformers
 from transformers import AutoConfig
 
+from . import hub_cards, modeling_litebert  # noqa: F401  (hub_cards installs the card hook of push_to_hub)
 from .configuration_litebert import PRESETS, LiteBertConfig
 from .modeling_litebert import (
     AUTO_CLASSES,
@@ -27,16 +28,4 @@ AutoConfig.register(LiteBertConfig.model_type, LiteBertConfig, exist_ok=True)
 for _auto_name, _model_class in AUTO_CLASSES.items():
     getattr(transformers, _auto_name).register(LiteBertConfig, _model_class, exist_ok=True)
 
-__all__ = [
-    "PRESETS",
-    "LiteBertConfig",
-    "LiteBertModel",
-    "LiteBertPreTrainedModel",
-    "LiteBertForPreTraining",
-    "LiteBertForPreTrainingOutput",
-    "LiteBertForMaskedLM",
-    "LiteBertForSequenceClassification",
-    "LiteBertForTokenClassification",
-    "LiteBertForQuestionAnswering",
-    "LiteBertForMultipleChoice",
-]
+__all__ = ["PRESETS", "LiteBertConfig", *modeling_litebert.__all__]

@@ -138,6 +138,26 @@ class LiteBertConfig(PreTrainedConfig):
     def attention_head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def uses_tupe(self) -> bool:
+        """Positions enter through TUPE's untied attention term, not the embeddings."""
+        return self.position_embedding_type == "tupe"
+
+    @property
+    def uses_relative_positions(self) -> bool:
+        """TUPE-R: TUPE plus a bucketed relative-position bias."""
+        return self.uses_tupe and self.relative_attention_num_buckets > 0
+
+    @property
+    def shares_attention(self) -> bool:
+        """One attention block per sub-layer and group, reused by every layer of the group."""
+        return self.sharing in ("all", "attention")
+
+    @property
+    def shares_feed_forward(self) -> bool:
+        """One feed-forward block per sub-layer and group, reused by every layer of the group."""
+        return self.sharing in ("all", "ffn")
+
     def _check_fields(self):
         for name in (
             "vocab_size",
@@ -205,7 +225,7 @@ class LiteBertConfig(PreTrainedConfig):
         )
         if buckets:
             _require(
-                self.position_embedding_type == "tupe",
+                self.uses_tupe,
                 "relative_attention_num_buckets",
                 buckets,
                 "0 unless position_embedding_type='tupe' (TUPE-R)",

@@ -415,3 +415,6 @@ def _markdown_table(header: tuple[str, ...], rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+modeling_litebert.BEFORE_UPLOAD_HOOKS.append(write_card_for_upload)

@@ -4,8 +4,10 @@ This file is copied next to saved weights for `trust_remote_code` users, so it i
 its sibling configuration module (relatively).
 """
 
+import copy
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +34,7 @@ from transformers.utils.generic import can_return_tuple, merge_with_config_defau
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_litebert import LiteBertConfig
+from .modeling_tnf import LiteBertNoteDictionary
 
 
 class LiteBertEmbeddings(nn.Module):
@@ -45,7 +48,7 @@ class LiteBertEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.embedding_size)
         self.position_embeddings = None
-        if config.position_embedding_type == "absolute":
+        if not config.uses_tupe:
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -164,7 +167,7 @@ class LiteBertAttention(nn.Module):
         self.num_heads = config.num_attention_heads
         self.head_size = config.attention_head_size
         # TUPE splits each score into a word and a position term and scales both by 1/sqrt(2d).
-        self.scaling = (self.head_size * (2 if config.position_embedding_type == "tupe" else 1)) ** -0.5
+        self.scaling = (self.head_size * (2 if config.uses_tupe else 1)) ** -0.5
         self.is_causal = False
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
@@ -254,8 +257,8 @@ class LiteBertLayerGroup(nn.Module):
     def __init__(self, config: LiteBertConfig):
         super().__init__()
         per_group = config.inner_group_num * config.layers_per_group
-        num_attention = config.inner_group_num if config.sharing in ("all", "attention") else per_group
-        num_feed_forward = config.inner_group_num if config.sharing in ("all", "ffn") else per_group
+        num_attention = config.inner_group_num if config.shares_attention else per_group
+        num_feed_forward = config.inner_group_num if config.shares_feed_forward else per_group
         self.attention = nn.ModuleList([LiteBertAttention(config) for _ in range(num_attention)])
         self.feed_forward = nn.ModuleList([LiteBertFeedForward(config) for _ in range(num_feed_forward)])
 
@@ -289,109 +292,19 @@ class LiteBertEncoder(nn.Module):
         return hidden_states
 
 
-class LiteBertNoteDictionary(nn.Module):
-    """TNF's note dictionary (Taking Notes on the Fly, Wu et al., ICLR 2021): one note per rare word.
-
-    `occurrences` rows are `(batch_index, start, end, word_id)`, token positions `start..end` inclusive. Notes are
-    buffers: saved with the weights and checkpoints, never trained by gradient.
-    """
-
-    def __init__(self, config: LiteBertConfig):
-        super().__init__()
-        self.note_weight = config.tnf_note_weight
-        self.momentum = config.tnf_momentum
-        self.window = config.tnf_window
-        self.notes = nn.Buffer(torch.zeros(config.tnf_num_rare_words, config.hidden_size))
-        self.seen = nn.Buffer(torch.zeros(config.tnf_num_rare_words, dtype=torch.bool))
-
-    def token_notes(self, occurrences: torch.Tensor, batch_size: int, seq_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-token mixing weight (lambda where a seen rare word sits, else 0), `[B, L, 1]`, and notes `[B, L, H]`."""
-        occurrences = occurrences[self.seen[occurrences[:, 3]]]
-        batch_index, start, end, word = occurrences.unbind(1)
-        lengths = end - start + 1
-        rows = batch_index.repeat_interleave(lengths)
-        offsets = torch.arange(int(lengths.sum()), device=start.device) - (lengths.cumsum(0) - lengths).repeat_interleave(lengths)
-        columns = start.repeat_interleave(lengths) + offsets
-        weight = self.notes.new_zeros(batch_size, seq_length, 1)
-        notes = self.notes.new_zeros(batch_size, seq_length, self.notes.shape[1])
-        weight[rows, columns] = self.note_weight
-        notes[rows, columns] = self.notes[word.repeat_interleave(lengths)]
-        return weight, notes
-
-    @torch.no_grad()
-    def update(self, occurrences: torch.Tensor, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None):
-        """note <- (1 - gamma) note + gamma c (first sighting: note <- c), c the mean last-layer output over each
-        occurrence's window, averaged over a word's occurrences in the batch, and across data-parallel ranks."""
-        batch_index, start, end, word = occurrences.unbind(1)
-        context = _window_means(hidden_states, attention_mask, batch_index, start - self.window, end + self.window)
-        words, sums, counts = _sum_by_word(word, context)
-        words, sums, counts = _sum_by_word(*_gather_from_ranks(words, sums, counts))
-        if len(words) == 0:
-            return
-        mean = sums / counts[:, None]
-        previous = self.notes[words]
-        updated = (1 - self.momentum) * previous + self.momentum * mean
-        self.notes[words] = torch.where(self.seen[words][:, None], updated, mean).to(self.notes.dtype)
-        self.seen[words] = True
+def _without_notes(config: LiteBertConfig) -> LiteBertConfig:
+    """The config of a head that takes no notes: TNF is a pretraining device. A copy, so that the caller's config,
+    which may still build a pretraining model, is left as it is."""
+    if not config.tnf_enabled:
+        return config
+    config = copy.deepcopy(config)
+    config.tnf_enabled = False
+    return config
 
 
-def _without_prediction_targets(occurrences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The occurrences none of whose tokens `start..end` carries a label (`labels != -100`)."""
-    targets_before = nn.functional.pad((labels != -100).long().cumsum(1), (1, 0))
-    batch_index, start, end = occurrences[:, 0], occurrences[:, 1], occurrences[:, 2]
-    targets_inside = targets_before[batch_index, end + 1] - targets_before[batch_index, start]
-    return occurrences[targets_inside == 0]
-
-
-def _window_means(hidden_states, attention_mask, batch_index, first, last) -> torch.Tensor:
-    """Mean of `hidden_states[b, first..last]` (clipped to the sequence, padding excluded) for each row's window,
-    from running sums (float64, so the differences lose nothing) instead of gathering every window."""
-    batch_size, seq_length, _ = hidden_states.shape
-    if attention_mask is None:
-        attention_mask = hidden_states.new_ones(batch_size, seq_length)
-    mask = attention_mask.to(torch.float64)
-    running = nn.functional.pad((hidden_states.to(torch.float64) * mask[..., None]).cumsum(1), (0, 0, 1, 0))
-    running_count = nn.functional.pad(mask.cumsum(1), (1, 0))
-    first, last = first.clamp(min=0), (last + 1).clamp(max=seq_length)
-    sums = running[batch_index, last] - running[batch_index, first]
-    counts = running_count[batch_index, last] - running_count[batch_index, first]
-    return (sums / counts[:, None]).to(torch.float32)
-
-
-def _sum_by_word(words: torch.Tensor, values: torch.Tensor, counts: torch.Tensor | None = None):
-    """Unique word ids, the sum of their values and of their counts (1 per row unless `counts` is given)."""
-    unique, inverse = torch.unique(words, return_inverse=True)
-    sums = values.new_zeros(len(unique), values.shape[1]).index_add_(0, inverse, values)
-    row_counts = torch.ones_like(words, dtype=values.dtype) if counts is None else counts
-    return unique, sums, values.new_zeros(len(unique)).index_add_(0, inverse, row_counts)
-
-
-def _gather_from_ranks(words: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor):
-    """Every data-parallel rank's per-word sums and counts, concatenated in rank order (so all ranks combine them
-    identically and hold bitwise-equal notes); unchanged without torch.distributed."""
-    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return words, sums, counts
-    world_size = torch.distributed.get_world_size()
-    if world_size == 1:
-        return words, sums, counts
-    size = torch.tensor([len(words)], device=words.device)
-    sizes = [torch.zeros_like(size) for _ in range(world_size)]
-    torch.distributed.all_gather(sizes, size)
-    largest = int(max(sizes))
-    if largest == 0:  # no rank saw a rare word
-        return words, sums, counts
-    padding = largest - len(words)
-    padded = (
-        nn.functional.pad(words, (0, padding)),
-        nn.functional.pad(sums, (0, 0, 0, padding)),
-        nn.functional.pad(counts, (0, padding)),
-    )
-    gathered = []
-    for tensor in padded:
-        parts = [torch.empty_like(tensor) for _ in range(world_size)]
-        torch.distributed.all_gather(parts, tensor.contiguous())
-        gathered.append(torch.cat([part[: int(n)] for part, n in zip(parts, sizes)]))
-    return tuple(gathered)
+# Called as hook(folder, model, repo_id) when push_to_hub has saved a model to `folder` and before it uploads it.
+# Filled by `litebert.hub_cards` on import, so the model knows nothing of cards; empty in the remote-code copy.
+BEFORE_UPLOAD_HOOKS: list[Callable[[str, PreTrainedModel, str], None]] = []
 
 
 class LiteBertPreTrainedModel(PreTrainedModel):
@@ -418,7 +331,7 @@ class LiteBertPreTrainedModel(PreTrainedModel):
             init.copy_(module.seen, torch.zeros_like(module.seen))
 
     def _flash_attn_can_dispatch(self, flash_attn_version: int, is_init_check: bool = False) -> bool:
-        if self.config.position_embedding_type == "tupe":
+        if self.config.uses_tupe:
             raise ValueError(
                 "position_embedding_type='tupe' adds a positional bias to every attention score, and flash attention "
                 "takes no additive bias; use attn_implementation='sdpa', 'flex_attention' or 'eager'."
@@ -440,14 +353,10 @@ class LiteBertPreTrainedModel(PreTrainedModel):
         super().save_pretrained(save_directory, *args, **kwargs)
 
     def _upload_modified_files(self, working_dir, repo_id, *args, **kwargs):
-        # push_to_hub has just saved the Hub's current card (or a blank template) as README.md; when the litebert
-        # package is installed, upload the LiteBERT card (architecture, parameters, results) instead
-        try:
-            from litebert.hub_cards import write_card_for_upload
-        except ImportError:
-            write_card_for_upload = None
-        if write_card_for_upload is not None:
-            write_card_for_upload(working_dir, self, repo_id)
+        # push_to_hub has just saved the Hub's current card (or a blank template) as README.md: the hooks (the litebert
+        # package installs one that writes its own card) may replace it before the upload
+        for hook in BEFORE_UPLOAD_HOOKS:
+            hook(working_dir, self, repo_id)
         return super()._upload_modified_files(working_dir, repo_id, *args, **kwargs)
 
 
@@ -502,7 +411,7 @@ def _check_inputs(config: LiteBertConfig, input_ids, attention_mask, token_type_
     for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
         if tensor is not None and tensor.dim() == 2 and tuple(tensor.shape) != shape:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)} but the inputs have shape {shape}.")
-    if position_ids is not None and config.position_embedding_type == "tupe":
+    if position_ids is not None and config.uses_tupe:
         raise ValueError(
             "position_ids cannot be given with position_embedding_type='tupe': its positional attention term is "
             "computed once per forward pass for positions 0..L-1."
@@ -530,7 +439,7 @@ class LiteBertModel(LiteBertPreTrainedModel):
         super().__init__(config)
         self.embeddings = LiteBertEmbeddings(config)
         self.encoder = LiteBertEncoder(config)
-        self.position_bias = LiteBertPositionBias(config) if config.position_embedding_type == "tupe" else None
+        self.position_bias = LiteBertPositionBias(config) if config.uses_tupe else None
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.pooler_activation = nn.Tanh() if add_pooling_layer else None
         self.post_init()
@@ -550,13 +459,8 @@ class LiteBertModel(LiteBertPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        token_notes: tuple[torch.Tensor, torch.Tensor] | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
-        r"""
-        token_notes: TNF's `(weight [B, L, 1], notes [B, L, H])`; the embeddings become
-            `(1 - weight) * embeddings + weight * notes`. Given by [`LiteBertForPreTraining`].
-        """
         _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         if torch.compiler.is_exporting() and self.config._attn_implementation == "flex_attention":
             raise ValueError(
@@ -564,9 +468,6 @@ class LiteBertModel(LiteBertPreTrainedModel):
                 "model.set_attn_implementation('sdpa') (or 'eager'), which computes the same outputs from the same weights."
             )
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        if token_notes is not None:
-            weight, notes = (tensor.to(embedding_output.dtype) for tensor in token_notes)
-            embedding_output = (1 - weight) * embedding_output + weight * notes
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
@@ -663,23 +564,21 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
             `labels != -100` among their tokens): a note describes its word, so it would give the answer away. In
             training mode every occurrence, masked or not, then updates its word's note from its context.
         """
-        token_notes = None
+        notes_mixed = nullcontext()
         if tnf_occurrences is not None:
             if self.notes is None:
                 raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
-            shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
-            mixed = tnf_occurrences if labels is None else _without_prediction_targets(tnf_occurrences, labels)
-            token_notes = self.notes.token_notes(mixed, *shape)
-        outputs = self.litebert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            token_notes=token_notes,
-            return_dict=True,
-            **kwargs,
-        )
+            notes_mixed = self.notes.mixed_into(self.litebert.embeddings, tnf_occurrences, labels)
+        with notes_mixed:
+            outputs = self.litebert(
+                input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                return_dict=True,
+                **kwargs,
+            )
         if tnf_occurrences is not None and self.training:
             self.notes.update(tnf_occurrences, outputs.last_hidden_state, attention_mask)
         prediction_scores = self.predictions(outputs.last_hidden_state)
@@ -703,8 +602,8 @@ class LiteBertForMaskedLM(LiteBertPreTrainedModel):
     _tied_weights_keys = _TIED_DECODER
 
     def __init__(self, config: LiteBertConfig):
+        config = _without_notes(config)
         super().__init__(config)
-        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config, add_pooling_layer=False)
         self.predictions = LiteBertMLMHead(config)
         self.post_init()
@@ -748,9 +647,9 @@ class LiteBertForSequenceClassification(LiteBertPreTrainedModel):
     """Pooled `[CLS]` output -> linear layer; regression when `num_labels == 1`, multi-label by `problem_type`."""
 
     def __init__(self, config: LiteBertConfig):
+        config = _without_notes(config)
         super().__init__(config)
         self.num_labels = config.num_labels
-        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -787,9 +686,9 @@ class LiteBertForSequenceClassification(LiteBertPreTrainedModel):
 
 class LiteBertForTokenClassification(LiteBertPreTrainedModel):
     def __init__(self, config: LiteBertConfig):
+        config = _without_notes(config)
         super().__init__(config)
         self.num_labels = config.num_labels
-        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -828,8 +727,8 @@ class LiteBertForQuestionAnswering(LiteBertPreTrainedModel):
     """Extractive QA: a start and an end score per token."""
 
     def __init__(self, config: LiteBertConfig):
+        config = _without_notes(config)
         super().__init__(config)
-        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
@@ -873,8 +772,8 @@ class LiteBertForMultipleChoice(LiteBertPreTrainedModel):
     """Scores each of `num_choices` sequences with the pooled output; inputs are `(batch, num_choices, length)`."""
 
     def __init__(self, config: LiteBertConfig):
+        config = _without_notes(config)
         super().__init__(config)
-        config.tnf_enabled = False  # notes are a pretraining device
         self.litebert = LiteBertModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob or 0.0)
         self.classifier = nn.Linear(config.hidden_size, 1)
@@ -918,30 +817,29 @@ class LiteBertForMultipleChoice(LiteBertPreTrainedModel):
         )
 
 
+# One row per head: its class, the Auto class that loads it and the Hub pipeline tag of its task. Registration,
+# `auto_map`, `__all__`, checkpoint conversion and model cards all derive their lists of heads from this table.
+HEADS = (
+    (LiteBertModel, "AutoModel", "feature-extraction"),
+    (LiteBertForPreTraining, "AutoModelForPreTraining", "fill-mask"),
+    (LiteBertForMaskedLM, "AutoModelForMaskedLM", "fill-mask"),
+    (LiteBertForSequenceClassification, "AutoModelForSequenceClassification", "text-classification"),
+    (LiteBertForTokenClassification, "AutoModelForTokenClassification", "token-classification"),
+    (LiteBertForQuestionAnswering, "AutoModelForQuestionAnswering", "question-answering"),
+    (LiteBertForMultipleChoice, "AutoModelForMultipleChoice", "multiple-choice"),
+)
+AUTO_CLASSES = {auto_class: model_class for model_class, auto_class, _ in HEADS}
+PIPELINE_TAGS = {model_class.__name__: pipeline_tag for model_class, _, pipeline_tag in HEADS}
+
 __all__ = [
     "LiteBertPreTrainedModel",
-    "LiteBertModel",
-    "LiteBertForPreTraining",
     "LiteBertForPreTrainingOutput",
-    "LiteBertForMaskedLM",
-    "LiteBertForSequenceClassification",
-    "LiteBertForTokenClassification",
-    "LiteBertForQuestionAnswering",
-    "LiteBertForMultipleChoice",
+    *(model_class.__name__ for model_class, _, _ in HEADS),
 ]
 
 # transformers writes only the saving class's entry into `auto_map`; LiteBERT lists every head, so a folder saved from
 # any of them loads into any Auto class with `trust_remote_code=True` (e.g. a pretraining checkpoint into a classifier).
-AUTO_CLASSES = {
-    "AutoModel": LiteBertModel,
-    "AutoModelForPreTraining": LiteBertForPreTraining,
-    "AutoModelForMaskedLM": LiteBertForMaskedLM,
-    "AutoModelForSequenceClassification": LiteBertForSequenceClassification,
-    "AutoModelForTokenClassification": LiteBertForTokenClassification,
-    "AutoModelForQuestionAnswering": LiteBertForQuestionAnswering,
-    "AutoModelForMultipleChoice": LiteBertForMultipleChoice,
-}
-for _auto_class, _model_class in AUTO_CLASSES.items():
+for _model_class, _auto_class, _ in HEADS:
     _model_class.register_for_auto_class(_auto_class)
 LiteBertConfig.register_for_auto_class()
 
