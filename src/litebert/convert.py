@@ -17,26 +17,10 @@ import torch
 from transformers import AlbertConfig, BertConfig, PreTrainedModel
 
 from .configuration_litebert import LiteBertConfig
-from .modeling_litebert import (
-    LiteBertForMaskedLM,
-    LiteBertForMultipleChoice,
-    LiteBertForPreTraining,
-    LiteBertForQuestionAnswering,
-    LiteBertForSequenceClassification,
-    LiteBertForTokenClassification,
-    LiteBertModel,
-)
+from .modeling_litebert import HEADS, LiteBertModel, LiteBertPreTrainedModel
 
-# Source class name without its "Albert"/"Bert" prefix -> LiteBERT class.
-HEAD_CLASSES = {
-    "Model": LiteBertModel,
-    "ForPreTraining": LiteBertForPreTraining,
-    "ForMaskedLM": LiteBertForMaskedLM,
-    "ForSequenceClassification": LiteBertForSequenceClassification,
-    "ForMultipleChoice": LiteBertForMultipleChoice,
-    "ForQuestionAnswering": LiteBertForQuestionAnswering,
-    "ForTokenClassification": LiteBertForTokenClassification,
-}
+# Source class name without its "Albert"/"Bert" prefix (e.g. "ForMaskedLM", "Model") -> LiteBERT class.
+HEAD_CLASSES = {model_class.__name__.removeprefix("LiteBert"): model_class for model_class, _, _ in HEADS}
 
 _SHARED_FIELDS = (
     "vocab_size",
