@@ -17,7 +17,7 @@ import torch
 from transformers import AlbertConfig, BertConfig, PreTrainedModel
 
 from .configuration_litebert import LiteBertConfig
-from .modeling_litebert import HEADS, LiteBertModel, LiteBertPreTrainedModel
+from .modeling_litebert import HEADS, LiteBertModel
 
 # Source class name without its "Albert"/"Bert" prefix (e.g. "ForMaskedLM", "Model") -> LiteBERT class.
 HEAD_CLASSES = {model_class.__name__.removeprefix("LiteBert"): model_class for model_class, _, _ in HEADS}
