@@ -75,6 +75,12 @@ class LiteBertConfig(PreTrainedConfig):
         classifier_dropout_prob (`float`, defaults to 0.1): dropout before the fine-tuning classification heads.
         sop_classifier_dropout_prob (`float`, defaults to 0.0): dropout before the sentence-order head; ALBERT's
             official pretraining code applies none.
+        padding_free (`bool`, defaults to `True`): when `attention_mask` has padding, run every position-wise
+            operation (QKV and output projections, feed-forward, LayerNorms) on the real tokens only and attention
+            per sequence; outputs at real tokens are unchanged and `last_hidden_state` is zero at padding. Batches
+            without padding, and calls that ask for `output_hidden_states`/`output_attentions`, take the padded path.
+        sparse_prediction (`bool`, defaults to `False`): with `labels`, the masked-LM heads score only the positions
+            that carry a label; their logits are then `(num_labelled, vocab_size)` in row-major order of the batch.
 
     Example:
 
@@ -104,6 +110,8 @@ class LiteBertConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-12
     classifier_dropout_prob: int | float | None = 0.1
     sop_classifier_dropout_prob: int | float = 0.0
+    padding_free: bool = True
+    sparse_prediction: bool = False
     pad_token_id: int | None = 0
     bos_token_id: int | None = 2
     eos_token_id: int | None = 3

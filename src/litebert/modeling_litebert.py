@@ -37,6 +37,12 @@ from .configuration_litebert import LiteBertConfig
 from .modeling_tnf import LiteBertNoteDictionary
 
 
+def activation(name: str) -> nn.Module:
+    """transformers' activation `name`; `gelu_new` (GELU's tanh approximation written out in Python, ALBERT's default)
+    runs as torch's fused tanh-approximate GELU kernel: the same function, one kernel instead of several."""
+    return nn.GELU(approximate="tanh") if name == "gelu_new" else ACT2FN[name]
+
+
 class LiteBertEmbeddings(nn.Module):
     """Factorized embeddings: word (V x E) + token type (+ absolute position), LayerNorm, then a linear map E -> H.
 
@@ -178,10 +184,14 @@ class LiteBertAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        packing: "TokenPacking | None" = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        batch_size, seq_length, _ = hidden_states.shape
-        qkv = self.qkv(hidden_states).view(batch_size, seq_length, 3, self.num_heads, self.head_size)
+        qkv = self.qkv(hidden_states)
+        if packing is not None:  # attention works per sequence: Q/K/V go back to the padded layout for it
+            qkv = packing.unpack(qkv)
+        batch_size, seq_length, _ = qkv.shape
+        qkv = qkv.view(batch_size, seq_length, 3, self.num_heads, self.head_size)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
@@ -201,7 +211,10 @@ class LiteBertAttention(nn.Module):
             # torch.export's fake strides for sdpa with a float mask claim a layout the decomposed kernel does not
             # produce, so a plain reshape turns into an invalid view there; an explicit copy keeps it valid
             attn_output = attn_output.clone(memory_format=torch.contiguous_format)
-        attn_output = self.output_dropout(self.dense(attn_output.reshape(batch_size, seq_length, -1)))
+        attn_output = attn_output.reshape(batch_size, seq_length, -1)
+        if packing is not None:
+            attn_output = packing.pack(attn_output)
+        attn_output = self.output_dropout(self.dense(attn_output))
         return self.LayerNorm(hidden_states + attn_output), attn_weights
 
 
@@ -213,12 +226,15 @@ class LiteBertFeedForward(nn.Module):
         self.chunk_size_feed_forward = config.chunk_size_feed_forward
         self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
         self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.activation = ACT2FN[config.hidden_act]
+        self.activation = activation(config.hidden_act)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        output = apply_chunking_to_forward(self.feed_forward_chunk, self.chunk_size_feed_forward, 1, hidden_states)
+        sequence_dim = hidden_states.dim() - 2  # [batch, length, hidden], or [tokens, hidden] when packed
+        output = apply_chunking_to_forward(
+            self.feed_forward_chunk, self.chunk_size_feed_forward, sequence_dim, hidden_states
+        )
         return self.LayerNorm(hidden_states + output)
 
     def feed_forward_chunk(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -239,11 +255,12 @@ class LiteBertLayer(GradientCheckpointingLayer):
         feed_forward: LiteBertFeedForward,
         attention_mask: torch.Tensor | None = None,
         position_bias: torch.Tensor | None = None,
+        packing: "TokenPacking | None" = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         if position_bias is not None:
             kwargs["position_bias"] = position_bias
-        hidden_states, _ = attention(hidden_states, attention_mask, **kwargs)
+        hidden_states, _ = attention(hidden_states, attention_mask, packing, **kwargs)
         return feed_forward(hidden_states)
 
 
@@ -281,6 +298,7 @@ class LiteBertEncoder(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_bias: torch.Tensor | None = None,
+        packing: "TokenPacking | None" = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         sublayers_per_group = self.config.layers_per_group * self.config.inner_group_num
@@ -288,8 +306,41 @@ class LiteBertEncoder(nn.Module):
             for sublayer_index in range(sublayers_per_group):
                 attention, feed_forward = group.blocks(sublayer_index)
                 # tensors that need gradients go positionally: reentrant checkpointing only tracks positional inputs
-                hidden_states = self.layer(hidden_states, attention, feed_forward, attention_mask, position_bias, **kwargs)
+                hidden_states = self.layer(
+                    hidden_states, attention, feed_forward, attention_mask, position_bias, packing, **kwargs
+                )
         return hidden_states
+
+
+class TokenPacking:
+    """Where the real tokens of a padded batch sit (`attention_mask` 1), so that position-wise work skips padding.
+
+    `pack` gathers `[batch, length, ...]` into `[num_tokens, ...]` (the layout varlen attention kernels call
+    unpadded, with the sequence offsets as `cu_seqlens`); `unpack` scatters back, zeros at padding.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor):
+        self.batch_size, self.seq_length = attention_mask.shape
+        self.indices = attention_mask.flatten().nonzero().squeeze(1)
+
+    @classmethod
+    def for_batch(
+        cls, config: LiteBertConfig, attention_mask: torch.Tensor | None, capturing: bool
+    ) -> "TokenPacking | None":
+        """A packing when the batch has padding to skip; None for the padded path: no padding, padding-free execution
+        switched off, per-layer outputs requested (they keep the padded layout) or a traced export (static shapes)."""
+        if not config.padding_free or capturing or attention_mask is None or attention_mask.dim() != 2:
+            return None
+        if torch.compiler.is_exporting() or bool(attention_mask.all()):
+            return None
+        return cls(attention_mask)
+
+    def pack(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded.flatten(0, 1).index_select(0, self.indices)
+
+    def unpack(self, packed: torch.Tensor) -> torch.Tensor:
+        padded = packed.new_zeros(self.batch_size * self.seq_length, *packed.shape[1:])
+        return padded.index_copy(0, self.indices, packed).view(self.batch_size, self.seq_length, *packed.shape[1:])
 
 
 def _without_notes(config: LiteBertConfig) -> LiteBertConfig:
@@ -367,7 +418,9 @@ class LiteBertForPreTrainingOutput(ModelOutput):
 
     Args:
         loss: masked-LM loss plus sentence-order loss, when `labels` and `sentence_order_label` are given.
-        prediction_logits: `(batch_size, sequence_length, vocab_size)` masked-LM scores.
+        prediction_logits: `(batch_size, sequence_length, vocab_size)` masked-LM scores; with
+            `config.sparse_prediction` and `labels`, `(num_labelled, vocab_size)`, the scores of the positions where
+            `labels != -100` in row-major order (`labels[labels != -100]` are their targets).
         sop_logits: `(batch_size, 2)` sentence-order scores (0 = original order, 1 = swapped).
     """
 
@@ -468,6 +521,7 @@ class LiteBertModel(LiteBertPreTrainedModel):
                 "model.set_attn_implementation('sdpa') (or 'eager'), which computes the same outputs from the same weights."
             )
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        padding_mask = attention_mask
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
@@ -479,7 +533,13 @@ class LiteBertModel(LiteBertPreTrainedModel):
                 position_bias = position_bias.expand(batch_size, -1, -1, -1)
             else:
                 attention_mask, position_bias = _fold_into_mask(position_bias, attention_mask), None
-        sequence_output = self.encoder(embedding_output, attention_mask, position_bias, **kwargs)
+        capturing = any(kwargs.get(name, getattr(self.config, name)) for name in ("output_hidden_states", "output_attentions"))
+        packing = TokenPacking.for_batch(self.config, padding_mask, capturing)
+        if packing is not None:
+            embedding_output = packing.pack(embedding_output)
+        sequence_output = self.encoder(embedding_output, attention_mask, position_bias, packing, **kwargs)
+        if packing is not None:
+            sequence_output = packing.unpack(sequence_output)
         pooled_output = None
         if self.pooler is not None:
             pooled_output = self.pooler_activation(self.pooler(sequence_output[:, 0]))
@@ -502,12 +562,22 @@ class LiteBertMLMHead(nn.Module):
     def __init__(self, config: LiteBertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.embedding_size)
-        self.activation = ACT2FN[config.hidden_act]
+        self.activation = activation(config.hidden_act)
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+
+    def score(
+        self, hidden_states: torch.Tensor, labels: torch.Tensor | None, sparse: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and the labels they answer. With `sparse` and labels, only labelled positions are scored (the
+        V-way projection is most of the head's cost, and ~85% of positions carry no label): `(num_labelled, V)`."""
+        if not sparse or labels is None:
+            return self(hidden_states), labels
+        labelled = labels != -100
+        return self(hidden_states[labelled]), labels[labelled]
 
 
 class LiteBertSOPHead(nn.Module):
@@ -581,13 +651,15 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
             )
         if tnf_occurrences is not None and self.training:
             self.notes.update(tnf_occurrences, outputs.last_hidden_state, attention_mask)
-        prediction_scores = self.predictions(outputs.last_hidden_state)
+        prediction_scores, targets = self.predictions.score(
+            outputs.last_hidden_state, labels, self.config.sparse_prediction
+        )
         sop_scores = self.sop_classifier(outputs.pooler_output)
 
         loss = None
         if labels is not None and sentence_order_label is not None:
             loss_fct = CrossEntropyLoss()
-            masked_lm_loss = loss_fct(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
+            masked_lm_loss = loss_fct(prediction_scores.view(-1, self.config.vocab_size), targets.view(-1))
             loss = masked_lm_loss + loss_fct(sop_scores.view(-1, 2), sentence_order_label.view(-1))
         return LiteBertForPreTrainingOutput(
             loss=loss,
@@ -634,10 +706,10 @@ class LiteBertForMaskedLM(LiteBertPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        logits = self.predictions(outputs.last_hidden_state)
+        logits, targets = self.predictions.score(outputs.last_hidden_state, labels, self.config.sparse_prediction)
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(logits=logits, labels=targets, vocab_size=self.config.vocab_size, **kwargs)
         return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
