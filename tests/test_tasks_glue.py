@@ -18,6 +18,7 @@ from litebert.tasks.glue import (
     read_glue_tsv,
     write_glue_predictions,
 )
+from litebert.tasks.io import DataFormatError
 
 GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
@@ -142,6 +143,44 @@ def test_malformed_tsv_names_file_and_line(tmp_path, task, lines, line_number, e
     assert f"broken_{task}.tsv" in message
     assert f"line {line_number}:" in message
     assert expected in message
+
+
+STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+
+
+@pytest.mark.parametrize("task, name, content, split, expected", [
+    ("rte", "train.tsv", "index\tsentence1\tsentence2\n0\tA.\tB.\n", "train",
+     "train.tsv, line 1: no label column 'label' (found index, sentence1, sentence2)"),
+    ("rte", "train.jsonl", '{"sentence1": "A.", "sentence2": "B."}\n', "train",
+     "train.jsonl: no label column 'label' (found sentence1, sentence2)"),
+    ("rte", "dev.jsonl", '{"sentence1": "A.", "sentence2": "B.", "label": -1}\n', "validation",
+     "dev.jsonl, row 1: label -1 marks an unlabelled (test) row"),
+    ("rte", "train.tsv", "", "train", "train.tsv: the file is empty; expected the GLUE rte train split"),
+    ("sst2", "dev.tsv", "\n\n", "validation", "dev.tsv: the file is empty; expected the GLUE sst2 validation split"),
+    ("rte", "dev.tsv", "index\tsentence1\tsentence2\tlabel\n", "validation", "dev.tsv: no data rows, only a header"),
+    ("rte", "train.csv", "sentence1,sentence2,label\n", "train", "train.csv: cannot be read as CSV rows"),
+    ("stsb", "train.tsv", f"{STSB_HEADER}\n0\tg\tf\t2012\t0\tnone\tnone\tA.\tB.\t3.2\n"
+     "1\tg\tf\t2012\t1\tnone\tnone\tC.\tD.\t7.5\n", "train",
+     "train.tsv, line 3: similarity score '7.5' is outside 0-5"),
+    ("stsb", "dev.tsv", f"{STSB_HEADER}\n0\tg\tf\t2012\t0\tnone\tnone\tA.\tB.\t-0.25\n", "validation",
+     "dev.tsv, line 2: similarity score '-0.25' is outside 0-5"),
+], ids=["tsv-without-labels", "jsonl-without-labels", "unlabelled-row", "empty", "blank", "header-only",
+        "csv-header-only", "stsb-score-above-5", "stsb-score-below-0"])
+def test_unusable_training_and_validation_files_are_refused(tmp_path, task, name, content, split, expected):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    source = {"train": "train_file", "validation": "validation_file"}[split]
+    with pytest.raises(DataFormatError) as error:
+        load_glue_split(task, **{source: path}, cache_dir=str(tmp_path / "cache"))
+    assert str(error.value).startswith(str(tmp_path))
+    assert expected in str(error.value)
+
+
+def test_test_files_may_leave_the_labels_out(tmp_path):
+    rte = _write(tmp_path / "test.tsv", ["index\tsentence1\tsentence2", "0\tA.\tB."])
+    assert load_glue_split("rte", test_file=rte)["test"][0]["label"] is None
+    stsb = _write(tmp_path / "sts_test.jsonl", ['{"sentence1": "A.", "sentence2": "B.", "label": -1}'])
+    assert load_glue_split("stsb", test_file=stsb, cache_dir=str(tmp_path / "cache"))["test"][0]["label"] is None
 
 
 def test_jsonl_and_csv_files_load_like_the_tsv(tmp_path):

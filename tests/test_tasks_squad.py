@@ -85,6 +85,28 @@ def test_reader_counts_misaligned_answers_and_detects_version(tmp_path, caplog):
         read_squad(_squad_file(tmp_path, no_flag, version="1.1"))
 
 
+def test_a_file_whose_offsets_mostly_miss_the_answers_is_refused(tmp_path, caplog):
+    """Real dev-v1.1 articles with every answer_start moved by one character, as offsets counted from 1 would be:
+    nearly all answers then miss, which only a warning announced before."""
+    official = json.loads((SQUAD / "dev-v1.1.json").read_text(encoding="utf-8"))
+    articles = official["data"][:2]
+    missed = total = 0
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"]:
+                    answer["answer_start"] += 1
+                    start, text = answer["answer_start"], answer["text"]
+                    missed += paragraph["context"][start:start + len(text)] != text
+                    total += 1
+    shifted = tmp_path / "shifted.json"
+    shifted.write_text(json.dumps({"version": "1.1", "data": articles}))
+    assert missed > total / 2
+    with pytest.raises(ValueError) as error:
+        read_squad(shifted)
+    assert str(error.value).startswith(f"{shifted}: {missed} of {total} answers are not found at their answer_start")
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
