@@ -20,7 +20,11 @@ from litebert.tasks.glue import (
 )
 from litebert.tasks.io import DataFormatError
 
-GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+
+@pytest.fixture(scope="module")
+def glue(shared_data):
+    return shared_data / "glue"
+
 
 # published counts (shared/data/README.md): rows and, per label string, rows with that label
 REAL_FILES = [
@@ -51,13 +55,13 @@ def _pandas_reference(task, path):
 
 
 @pytest.mark.parametrize("task, name, rows, label_counts", REAL_FILES, ids=[f[1] for f in REAL_FILES])
-def test_real_glue_files_match_published_counts_and_pandas(task, name, rows, label_counts):
+def test_real_glue_files_match_published_counts_and_pandas(glue, task, name, rows, label_counts):
     spec = GLUE_TASKS[task]
-    read = read_glue_tsv(GLUE / name, task)
+    read = read_glue_tsv(glue / name, task)
     assert len(read) == rows
     assert [r["idx"] for r in read] == list(range(rows))  # these files number rows 0, 1, ...
 
-    sentence1, sentence2, labels = _pandas_reference(task, GLUE / name)
+    sentence1, sentence2, labels = _pandas_reference(task, glue / name)
     assert [r["sentence1"] for r in read] == sentence1
     assert [r["sentence2"] for r in read] == (sentence2 or [None] * rows)
     if spec.is_regression:
@@ -68,8 +72,8 @@ def test_real_glue_files_match_published_counts_and_pandas(task, name, rows, lab
         assert Counter(spec.tsv_labels[r["label"]] for r in read) == label_counts
 
 
-def test_mrpc_bom_header_and_unbalanced_quote_are_plain_text():
-    rows = read_glue_tsv(GLUE / "MRPC/dev.tsv", "mrpc")
+def test_mrpc_bom_header_and_unbalanced_quote_are_plain_text(glue):
+    rows = read_glue_tsv(glue / "MRPC/dev.tsv", "mrpc")
     # line 2 of the file opens a quote it never closes; csv quoting would swallow lines
     assert rows[0]["sentence2"] == '"The foodservice pie business does not fit our long-term growth strategy.'
     assert rows[0]["label"] == 1
@@ -183,8 +187,8 @@ def test_test_files_may_leave_the_labels_out(tmp_path):
     assert load_glue_split("stsb", test_file=stsb, cache_dir=str(tmp_path / "cache"))["test"][0]["label"] is None
 
 
-def test_jsonl_and_csv_files_load_like_the_tsv(tmp_path):
-    tsv_rows = read_glue_tsv(GLUE / "RTE/dev.tsv", "rte")
+def test_jsonl_and_csv_files_load_like_the_tsv(glue, tmp_path):
+    tsv_rows = read_glue_tsv(glue / "RTE/dev.tsv", "rte")
     jsonl = tmp_path / "rte_dev.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in tsv_rows), encoding="utf-8")
     loaded = load_glue_split("rte", validation_file=jsonl, cache_dir=str(tmp_path / "cache"))
@@ -224,20 +228,20 @@ def test_hub_loading_offline_fails_with_a_clear_message(monkeypatch, tmp_path):
         load_glue_split("rte", cache_dir=str(tmp_path))
 
 
-def test_hub_dataset_layout_loads_like_the_original_tsv(tmp_path):
+def test_hub_dataset_layout_loads_like_the_original_tsv(glue, tmp_path):
     """RTE as the Hub's nyu-mll/glue holds it (config "rte", parquet, integer labels named by the task), built here
     from the real TSV with the csv module, loads to the same rows as the TSV folder."""
     label_names = ("entailment", "not_entailment")  # the Hub's ClassLabel names for RTE
     splits = {}
     for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
-        with open(GLUE / "RTE" / name, encoding="utf-8", newline="") as f:
+        with open(glue / "RTE" / name, encoding="utf-8", newline="") as f:
             records = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
         splits[split] = [{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
                           "label": label_names.index(r["label"]), "idx": int(r["index"])} for r in records]
     folder = write_hub_dataset(tmp_path / "glue", {"rte": splits})
 
     from_hub = load_glue_split("rte", dataset_name=str(folder), cache_dir=str(tmp_path / "cache"))
-    from_tsv = load_glue_split("rte", data_dir=GLUE / "RTE")
+    from_tsv = load_glue_split("rte", data_dir=glue / "RTE")
     assert sorted(from_hub) == ["train", "validation"]
     for split in ("train", "validation"):
         assert from_hub[split].to_list() == from_tsv[split].to_list()

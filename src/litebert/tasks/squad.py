@@ -97,7 +97,8 @@ def _check_alignment(source, misaligned, total, first_misaligned):
     if not misaligned:
         return
     where, text, start = first_misaligned
-    summary = f"{misaligned} of {total} answers are not found at their answer_start (first: {where}, {text!r} at {start})"
+    summary = (f"{misaligned} of {total} answers are not found at their answer_start "
+               f"(first: {where}, {text!r} at {start})")
     if misaligned > MAX_MISALIGNED_FRACTION * total:
         raise DataFormatError(source, "", f"{summary}; more than {MAX_MISALIGNED_FRACTION:.0%} means the offsets do "
                               "not match the contexts (another file's answers, or offsets counted in bytes)")
