@@ -222,3 +222,10 @@ def test_bash_commands_use_existing_flags_and_the_quick_ones_run(document, class
         if run_quick_command(script, arguments, classifier, tiny_bert):
             ran.append(script)
     assert sorted(ran) == EXPECTED_RUNS.get(document.name, [])
+
+
+def test_the_flag_check_names_a_misspelt_flag(monkeypatch):
+    command = bash_commands("litebert-glue --task_name rte --max_seq_lenght 128 \\\n    --output_dir=out  # a typo\n")
+    assert command == [["litebert-glue", "--task_name", "rte", "--max_seq_lenght", "128", "--output_dir=out"]]
+    script, arguments = script_and_arguments(command[0])
+    assert unknown_flags(arguments, help_text(script, monkeypatch)) == ["--max_seq_lenght"]
