@@ -88,8 +88,8 @@ def _link_problem(folder: Path, relative: Path) -> str | None:
     if not path.is_symlink():
         return None
     if _leaves_folder(folder, relative):
-        return (f"{relative} is a symlink to {os.readlink(path)}, outside the folder: the upload would send that "
-                "file; copy what it should hold into the folder, or remove the link")
+        return (f"{relative} is a symlink to {os.readlink(path)}, outside the folder: the upload would send what "
+                "it points to; copy what it should hold into the folder, or remove the link")
     if not path.exists():
         return f"{relative} is a broken symlink (to {os.readlink(path)})"
     return None
@@ -252,8 +252,8 @@ def describe_upload(plan: PublishPlan) -> str:
 def _card_note(plan: PublishPlan) -> str:
     if not plan.card_changed:
         return ""
-    return "  (updated card, written before uploading)" if (plan.folder / CARD_NAME).is_file() else (
-        "  (new card, written before uploading)")
+    kind = "updated" if (plan.folder / CARD_NAME).is_file() else "new"
+    return f"  ({kind} card, written into the folder when uploading)"
 
 
 def _human_size(size: int) -> str:
