@@ -264,15 +264,17 @@ def test_card_options_rebuild_the_card(rte_copy, monkeypatch):
 
 
 def test_the_folders_code_runs_only_in_a_separate_process_without_the_token(rte_copy, monkeypatch, capsys, tmp_path):
-    marker = tmp_path / "ran.json"
+    marker = tmp_path / "runs.jsonl"  # one line per execution of the folder's configuration module
     path = rte_copy / "configuration_litebert.py"
-    path.write_text(f"import json as _json, os as _os\nopen({str(marker)!r}, 'w').write(_json.dumps("
-                    "[_os.getpid(), _os.environ.get('HF_TOKEN'), _os.getcwd()]))\n" + path.read_text())
+    path.write_text(f"import json as _json, os as _os\nopen({str(marker)!r}, 'a').write(_json.dumps("
+                    "[_os.getpid(), _os.environ.get('HF_TOKEN'), _os.getcwd()]) + '\\n')\n" + path.read_text())
     with fake_hub_client(monkeypatch):  # sets HF_TOKEN in this process
         publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--dry-run"])
-    pid, token, cwd = json.loads(marker.read_text())
-    assert pid != os.getpid() and os.environ["HF_TOKEN"] and token is None
-    assert not Path(cwd).exists()  # a temporary directory, removed since
+    runs = [json.loads(line) for line in marker.read_text().splitlines()]
+    assert runs and os.environ["HF_TOKEN"]
+    for pid, token, cwd in runs:
+        assert pid != os.getpid() and token is None
+        assert not Path(cwd).exists()  # a temporary directory, removed since
     assert "modeling code ran only in a separate Python process" in capsys.readouterr().out
 
 
