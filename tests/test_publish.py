@@ -4,8 +4,10 @@ loading the published folder with stock transformers in a process without litebe
 Uploads go to tests/fake_hub.py, an in-process FAKE of the Hub's upload API (these machines have no network); it
 records what would have been sent. Everything else here runs the real code paths."""
 
+import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -13,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED_DATA
 from fake_hub import fake_hub_client
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from litebert import LiteBertForSequenceClassification
@@ -26,15 +28,16 @@ from litebert.remote_code import classify_without_litebert
 from litebert.trainer_callbacks import add_litebert_callbacks
 
 SENTENCES = ["The cat sat on the mat.", "Paris is the capital of France, a country in Europe."]
+DRY_RUN_DONE = "Dry run: nothing was uploaded and the folder was not changed"
 
 
 @pytest.fixture(scope="module")
-def rte_folder(tiny_model, tmp_path_factory):
+def rte_folder(tiny_model, shared_data, tmp_path_factory):
     """The output folder of a short litebert-glue run on real RTE data."""
     output = tmp_path_factory.mktemp("rte-run")
     glue.main([
         "--model_name_or_path", str(tiny_model), "--output_dir", str(output), "--task_name", "rte",
-        "--data_dir", str(SHARED_DATA / "glue" / "RTE"), "--do_train", "--do_eval", "--max_steps", "3",
+        "--data_dir", str(shared_data / "glue" / "RTE"), "--do_train", "--do_eval", "--max_steps", "3",
         "--max_train_samples", "24", "--max_eval_samples", "24", "--max_seq_length", "64",
         "--per_device_train_batch_size", "8", "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no",
     ])
@@ -71,7 +74,7 @@ def test_dry_run_approves_the_run_folder_and_uploads_nothing(rte_folder, monkeyp
     for name in ("README.md", "model.safetensors", "config.json", "modeling_litebert.py", "tokenizer.json",
                  "eval_results.json"):
         assert f"  {name} " in out
-    assert "Dry run: nothing was uploaded." in out
+    assert DRY_RUN_DONE in out
     assert hub.created == [] and hub.commits == []
 
 
@@ -125,6 +128,52 @@ def damage_tokenizer(folder):
     (folder / "tokenizer_config.json").unlink()
 
 
+def damage_pickle_with_upper_case_suffix(folder):
+    torch.save({"weight": torch.ones(2)}, folder / "weights.PT")
+
+
+def damage_renamed_torch_save(folder):
+    torch.save({"weight": torch.ones(2)}, folder / "extra_state.data")
+
+
+def damage_renamed_pickle(folder):
+    (folder / "notes.txt").write_bytes(pickle.dumps({"steps": 3}, protocol=4))
+
+
+def damage_empty_weights(folder):
+    (folder / "model.safetensors").write_bytes(b"")
+
+
+def damage_garbage_weights(folder):
+    (folder / "model.safetensors").write_bytes(b"these bytes are no safetensors header" * 10)
+
+
+def damage_truncated_weights(folder):
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+NAN_TENSOR = "classifier.weight"
+
+
+def damage_nan_weights(folder):
+    path = folder / "model.safetensors"
+    weights = load_file(path)
+    weights[NAN_TENSOR] = torch.full_like(weights[NAN_TENSOR], float("nan"))
+    save_file(weights, path, metadata={"format": "pt"})
+
+
+def damage_symlink_to_a_file_outside(folder):
+    (folder / "notes.md").symlink_to(folder.parent / "outside.txt")
+    (folder.parent / "outside.txt").write_text("a private file next to the model folder")
+
+
+def damage_symlink_to_a_folder_outside(folder):
+    (folder.parent / "private").mkdir()
+    (folder.parent / "private" / "secret.txt").write_text("not for the Hub")
+    (folder / "extras").symlink_to(folder.parent / "private", target_is_directory=True)
+
+
 def damage_card(folder):
     path = folder / "README.md"
     path.write_text(path.read_text().replace("pipeline_tag: text-classification", "pipeline_tag: spam"))
@@ -140,6 +189,15 @@ def damage_card(folder):
     (damage_weights, "no weights: expected model.safetensors"),
     (damage_tokenizer, "no tokenizer"),
     (damage_card, "pipeline_tag 'spam'"),
+    (damage_pickle_with_upper_case_suffix, "weights.PT is a pickle file"),
+    (damage_renamed_torch_save, "extra_state.data holds pickled data"),
+    (damage_renamed_pickle, "notes.txt holds pickled data"),
+    (damage_empty_weights, "model.safetensors is not a valid safetensors file"),
+    (damage_garbage_weights, "model.safetensors is not a valid safetensors file"),
+    (damage_truncated_weights, "model.safetensors is not a valid safetensors file"),
+    (damage_nan_weights, f"hold NaN or infinite values ({NAN_TENSOR})"),
+    (damage_symlink_to_a_file_outside, "notes.md is a symlink to "),
+    (damage_symlink_to_a_folder_outside, "extras is a symlink to "),
 ])
 def test_a_folder_others_could_not_load_is_refused_with_the_reason(damage, reason, rte_copy, monkeypatch):
     damage(rte_copy)
@@ -150,23 +208,74 @@ def test_a_folder_others_could_not_load_is_refused_with_the_reason(damage, reaso
     assert hub.commits == []
 
 
-def test_a_missing_card_is_written_before_publishing(rte_copy, monkeypatch):
-    (rte_copy / "README.md").unlink()
+def tree_state(folder):
+    """Every entry under `folder` (hidden ones too) with its kind, modification time and content hash."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        content = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        state[str(path.relative_to(folder))] = (path.is_dir(), path.stat().st_mtime_ns, content)
+    return state
+
+
+@pytest.mark.parametrize("with_card", [True, False], ids=["card", "no-card"])
+def test_dry_run_leaves_the_folder_exactly_as_it_was(rte_copy, monkeypatch, capsys, with_card):
+    if not with_card:
+        (rte_copy / "README.md").unlink()
+    before = tree_state(rte_copy)
     with fake_hub_client(monkeypatch):
         publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--dry-run"])
+    assert tree_state(rte_copy) == before
+    out = capsys.readouterr().out
+    assert "README.md" in out and f"{DRY_RUN_DONE} (the card listed above was not written)." in out
+
+
+def test_a_missing_card_is_written_before_uploading(rte_copy, monkeypatch):
+    (rte_copy / "README.md").unlink()
+    with fake_hub_client(monkeypatch) as hub:
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte"])
     card = check_model_card(rte_copy / "README.md")
     assert card.data.eval_results[0].metric_value == read_json(rte_copy / "eval_results.json")["eval_accuracy"]
+    assert hub.commits[-1].files["README.md"] == (rte_copy / "README.md").read_bytes()
+
+
+def uploaded_card(hub):
+    return ModelCard(hub.commits[-1].files["README.md"].decode())
+
+
+def test_the_uploaded_card_loads_the_repo_id_it_is_published_under(rte_copy, monkeypatch):
+    assert "someone/tiny-rte" not in (rte_copy / "README.md").read_text()  # the run wrote it for the folder's name
+    with fake_hub_client(monkeypatch) as hub:
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte"])
+    card = uploaded_card(hub)
+    assert 'AutoModelForSequenceClassification.from_pretrained("someone/tiny-rte", trust_remote_code=True)' in card.text
+    assert 'AutoTokenizer.from_pretrained("someone/tiny-rte")' in card.text
+    assert "## Limitations" in card.text and card.data == check_model_card(rte_copy / "README.md").data
 
 
 def test_card_options_rebuild_the_card(rte_copy, monkeypatch):
-    with fake_hub_client(monkeypatch):
-        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--dry-run", "--base-model",
+    with fake_hub_client(monkeypatch) as hub:
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--base-model",
                       "sentence-transformers/all-MiniLM-L6-v2", "--license", "mit", "--language", "en", "de"])
-    card = check_model_card(rte_copy / "README.md")
+    card = uploaded_card(hub)
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert (card.data.license, card.data.language) == ("mit", ["en", "de"])
     assert 'from_pretrained("someone/tiny-rte", trust_remote_code=True)' in card.text
     assert card.data.eval_results[0].metric_value == read_json(rte_copy / "eval_results.json")["eval_accuracy"]
+
+
+def test_the_folders_code_runs_only_in_a_separate_process_without_the_token(rte_copy, monkeypatch, capsys, tmp_path):
+    marker = tmp_path / "runs.jsonl"  # one line per execution of the folder's configuration module
+    path = rte_copy / "configuration_litebert.py"
+    path.write_text(f"import json as _json, os as _os\nopen({str(marker)!r}, 'a').write(_json.dumps("
+                    "[_os.getpid(), _os.environ.get('HF_TOKEN'), _os.getcwd()]) + '\\n')\n" + path.read_text())
+    with fake_hub_client(monkeypatch):  # sets HF_TOKEN in this process
+        publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--dry-run"])
+    runs = [json.loads(line) for line in marker.read_text().splitlines()]
+    assert runs and os.environ["HF_TOKEN"]
+    for pid, token, cwd in runs:
+        assert pid != os.getpid() and token is None
+        assert not Path(cwd).exists()  # a temporary directory, removed since
+    assert "modeling code ran only in a separate Python process" in capsys.readouterr().out
 
 
 def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypatch, capsys):
@@ -174,6 +283,7 @@ def test_upload_sends_the_folder_in_one_commit_with_our_card(rte_copy, monkeypat
     (rte_copy / "checkpoint-3" / "optimizer.pt").write_bytes(b"not uploaded")
     (rte_copy / "runs").mkdir()
     (rte_copy / "runs" / "events.out").write_bytes(b"not uploaded")
+    (rte_copy / "vocab-copy.json").symlink_to("tokenizer.json")  # inside the folder: uploaded as the file it names
     with fake_hub_client(monkeypatch) as hub:
         publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte", "--private", "--commit-message", "First release"])
     [created] = hub.created
@@ -200,7 +310,7 @@ def run_publish_cli(folder, *flags, env_changes=None):
 
 def test_console_script_dry_run_succeeds(rte_folder):
     dry_run = run_publish_cli(rte_folder, "--dry-run")
-    assert dry_run.returncode == 0 and "Dry run: nothing was uploaded." in dry_run.stdout
+    assert dry_run.returncode == 0 and DRY_RUN_DONE in dry_run.stdout
 
 
 def test_offline_or_logged_out_upload_fails_with_a_clear_message(rte_folder, tmp_path):

@@ -18,8 +18,13 @@ from litebert.tasks.glue import (
     read_glue_tsv,
     write_glue_predictions,
 )
+from litebert.tasks.io import DataFormatError
 
-GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+
+@pytest.fixture(scope="module")
+def glue(shared_data):
+    return shared_data / "glue"
+
 
 # published counts (shared/data/README.md): rows and, per label string, rows with that label
 REAL_FILES = [
@@ -50,13 +55,13 @@ def _pandas_reference(task, path):
 
 
 @pytest.mark.parametrize("task, name, rows, label_counts", REAL_FILES, ids=[f[1] for f in REAL_FILES])
-def test_real_glue_files_match_published_counts_and_pandas(task, name, rows, label_counts):
+def test_real_glue_files_match_published_counts_and_pandas(glue, task, name, rows, label_counts):
     spec = GLUE_TASKS[task]
-    read = read_glue_tsv(GLUE / name, task)
+    read = read_glue_tsv(glue / name, task)
     assert len(read) == rows
     assert [r["idx"] for r in read] == list(range(rows))  # these files number rows 0, 1, ...
 
-    sentence1, sentence2, labels = _pandas_reference(task, GLUE / name)
+    sentence1, sentence2, labels = _pandas_reference(task, glue / name)
     assert [r["sentence1"] for r in read] == sentence1
     assert [r["sentence2"] for r in read] == (sentence2 or [None] * rows)
     if spec.is_regression:
@@ -67,8 +72,8 @@ def test_real_glue_files_match_published_counts_and_pandas(task, name, rows, lab
         assert Counter(spec.tsv_labels[r["label"]] for r in read) == label_counts
 
 
-def test_mrpc_bom_header_and_unbalanced_quote_are_plain_text():
-    rows = read_glue_tsv(GLUE / "MRPC/dev.tsv", "mrpc")
+def test_mrpc_bom_header_and_unbalanced_quote_are_plain_text(glue):
+    rows = read_glue_tsv(glue / "MRPC/dev.tsv", "mrpc")
     # line 2 of the file opens a quote it never closes; csv quoting would swallow lines
     assert rows[0]["sentence2"] == '"The foodservice pie business does not fit our long-term growth strategy.'
     assert rows[0]["label"] == 1
@@ -144,8 +149,46 @@ def test_malformed_tsv_names_file_and_line(tmp_path, task, lines, line_number, e
     assert expected in message
 
 
-def test_jsonl_and_csv_files_load_like_the_tsv(tmp_path):
-    tsv_rows = read_glue_tsv(GLUE / "RTE/dev.tsv", "rte")
+STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+
+
+@pytest.mark.parametrize("task, name, content, split, expected", [
+    ("rte", "train.tsv", "index\tsentence1\tsentence2\n0\tA.\tB.\n", "train",
+     "train.tsv, line 1: no label column 'label' (found index, sentence1, sentence2)"),
+    ("rte", "train.jsonl", '{"sentence1": "A.", "sentence2": "B."}\n', "train",
+     "train.jsonl: no label column 'label' (found sentence1, sentence2)"),
+    ("rte", "dev.jsonl", '{"sentence1": "A.", "sentence2": "B.", "label": -1}\n', "validation",
+     "dev.jsonl, row 1: label -1 marks an unlabelled (test) row"),
+    ("rte", "train.tsv", "", "train", "train.tsv: the file is empty; expected the GLUE rte train split"),
+    ("sst2", "dev.tsv", "\n\n", "validation", "dev.tsv: the file is empty; expected the GLUE sst2 validation split"),
+    ("rte", "dev.tsv", "index\tsentence1\tsentence2\tlabel\n", "validation", "dev.tsv: no data rows, only a header"),
+    ("rte", "train.csv", "sentence1,sentence2,label\n", "train", "train.csv: cannot be read as CSV rows"),
+    ("stsb", "train.tsv", f"{STSB_HEADER}\n0\tg\tf\t2012\t0\tnone\tnone\tA.\tB.\t3.2\n"
+     "1\tg\tf\t2012\t1\tnone\tnone\tC.\tD.\t7.5\n", "train",
+     "train.tsv, line 3: similarity score '7.5' is outside 0-5"),
+    ("stsb", "dev.tsv", f"{STSB_HEADER}\n0\tg\tf\t2012\t0\tnone\tnone\tA.\tB.\t-0.25\n", "validation",
+     "dev.tsv, line 2: similarity score '-0.25' is outside 0-5"),
+], ids=["tsv-without-labels", "jsonl-without-labels", "unlabelled-row", "empty", "blank", "header-only",
+        "csv-header-only", "stsb-score-above-5", "stsb-score-below-0"])
+def test_unusable_training_and_validation_files_are_refused(tmp_path, task, name, content, split, expected):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    source = {"train": "train_file", "validation": "validation_file"}[split]
+    with pytest.raises(DataFormatError) as error:
+        load_glue_split(task, **{source: path}, cache_dir=str(tmp_path / "cache"))
+    assert str(error.value).startswith(str(tmp_path))
+    assert expected in str(error.value)
+
+
+def test_test_files_may_leave_the_labels_out(tmp_path):
+    rte = _write(tmp_path / "test.tsv", ["index\tsentence1\tsentence2", "0\tA.\tB."])
+    assert load_glue_split("rte", test_file=rte)["test"][0]["label"] is None
+    stsb = _write(tmp_path / "sts_test.jsonl", ['{"sentence1": "A.", "sentence2": "B.", "label": -1}'])
+    assert load_glue_split("stsb", test_file=stsb, cache_dir=str(tmp_path / "cache"))["test"][0]["label"] is None
+
+
+def test_jsonl_and_csv_files_load_like_the_tsv(glue, tmp_path):
+    tsv_rows = read_glue_tsv(glue / "RTE/dev.tsv", "rte")
     jsonl = tmp_path / "rte_dev.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in tsv_rows), encoding="utf-8")
     loaded = load_glue_split("rte", validation_file=jsonl, cache_dir=str(tmp_path / "cache"))
@@ -185,20 +228,20 @@ def test_hub_loading_offline_fails_with_a_clear_message(monkeypatch, tmp_path):
         load_glue_split("rte", cache_dir=str(tmp_path))
 
 
-def test_hub_dataset_layout_loads_like_the_original_tsv(tmp_path):
+def test_hub_dataset_layout_loads_like_the_original_tsv(glue, tmp_path):
     """RTE as the Hub's nyu-mll/glue holds it (config "rte", parquet, integer labels named by the task), built here
     from the real TSV with the csv module, loads to the same rows as the TSV folder."""
     label_names = ("entailment", "not_entailment")  # the Hub's ClassLabel names for RTE
     splits = {}
     for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
-        with open(GLUE / "RTE" / name, encoding="utf-8", newline="") as f:
+        with open(glue / "RTE" / name, encoding="utf-8", newline="") as f:
             records = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
         splits[split] = [{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
                           "label": label_names.index(r["label"]), "idx": int(r["index"])} for r in records]
     folder = write_hub_dataset(tmp_path / "glue", {"rte": splits})
 
     from_hub = load_glue_split("rte", dataset_name=str(folder), cache_dir=str(tmp_path / "cache"))
-    from_tsv = load_glue_split("rte", data_dir=GLUE / "RTE")
+    from_tsv = load_glue_split("rte", data_dir=glue / "RTE")
     assert sorted(from_hub) == ["train", "validation"]
     for split in ("train", "validation"):
         assert from_hub[split].to_list() == from_tsv[split].to_list()

@@ -1,7 +1,6 @@
 import json
 import logging
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,10 @@ from litebert.tasks.squad import (
     squad_evaluate,
 )
 
-SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad"
+
+@pytest.fixture(scope="module")
+def squad_data(shared_data):
+    return shared_data / "squad"
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,8 @@ def tokenizer(wordpiece_tokenizer):
     ("dev-v2.0.cs224n-subset.json", True, 6078, 2910),
     ("train-v2.0.first11articles.json", True, 5147, 4799),
 ])
-def test_real_files_match_published_counts(name, is_v2, questions, answerable):
-    squad = read_squad(SQUAD / name)
+def test_real_files_match_published_counts(squad_data, name, is_v2, questions, answerable):
+    squad = read_squad(squad_data / name)
     assert squad.version_2_with_negative is is_v2
     assert len(squad.examples) == questions
     assert len({ex["id"] for ex in squad.examples}) == questions
@@ -83,6 +85,28 @@ def test_reader_counts_misaligned_answers_and_detects_version(tmp_path, caplog):
     assert read_squad(_squad_file(tmp_path, no_flag, version="v2.0")).examples[0]["is_impossible"]
     with pytest.raises(ValueError, match="no answers.*version_2_with_negative=True"):
         read_squad(_squad_file(tmp_path, no_flag, version="1.1"))
+
+
+def test_a_file_whose_offsets_mostly_miss_the_answers_is_refused(squad_data, tmp_path):
+    """Real dev-v1.1 articles with every answer_start moved by one character, as offsets counted from 1 would be:
+    nearly all answers then miss, which only a warning announced before."""
+    official = json.loads((squad_data / "dev-v1.1.json").read_text(encoding="utf-8"))
+    articles = official["data"][:2]
+    missed = total = 0
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"]:
+                    answer["answer_start"] += 1
+                    start, text = answer["answer_start"], answer["text"]
+                    missed += paragraph["context"][start:start + len(text)] != text
+                    total += 1
+    shifted = tmp_path / "shifted.json"
+    shifted.write_text(json.dumps({"version": "1.1", "data": articles}))
+    assert missed > total / 2
+    with pytest.raises(ValueError) as error:
+        read_squad(shifted)
+    assert str(error.value).startswith(f"{shifted}: {missed} of {total} answers are not found at their answer_start")
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -146,12 +170,12 @@ def test_v2_scores_no_answers_thresholds_and_best_thresholds():
         squad_evaluate(examples, {"q1": "Paris"})
 
 
-def test_gold_answers_as_predictions_score_100_on_real_files():
-    dev = read_squad(SQUAD / "dev-v1.1.json")
+def test_gold_answers_as_predictions_score_100_on_real_files(squad_data):
+    dev = read_squad(squad_data / "dev-v1.1.json")
     first_golds = {ex["id"]: ex["answers"]["text"][0] for ex in dev.examples}
     assert squad_evaluate(dev, first_golds) == {"exact": 100.0, "f1": 100.0, "total": 10570}
 
-    dev2 = json.loads((SQUAD / "dev-v2.0.cs224n-subset.json").read_text())  # the raw JSON is accepted too
+    dev2 = json.loads((squad_data / "dev-v2.0.cs224n-subset.json").read_text())  # the raw JSON is accepted too
     golds_or_empty = {qa["id"]: qa["answers"][0]["text"] if qa["answers"] else ""
                       for article in dev2["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
     result = squad_evaluate(dev2, golds_or_empty)
@@ -176,10 +200,10 @@ def _squashed(text):
 
 
 @pytest.fixture(scope="module")
-def answer_examples():
+def answer_examples(squad_data):
     """Real questions with long contexts: answerable dev-v1.1 ones and a mix from the v2 train file."""
-    dev = read_squad(SQUAD / "dev-v1.1.json").examples[:150]
-    train = read_squad(SQUAD / "train-v2.0.first11articles.json").examples
+    dev = read_squad(squad_data / "dev-v1.1.json").examples[:150]
+    train = read_squad(squad_data / "train-v2.0.first11articles.json").examples
     impossible = [ex for ex in train if ex["is_impossible"]][:40]
     return dev + train[:60] + impossible
 

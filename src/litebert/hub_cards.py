@@ -24,6 +24,7 @@ from .tasks.io import DataFormatError, read_json_file
 
 CARD_NAME = "README.md"
 RUN_INFO_NAME = "litebert_run.json"
+USAGE_HEADING = "## How to use"
 
 PIPELINE_TAGS = {
     "LiteBertModel": "feature-extraction",
@@ -213,7 +214,7 @@ def build_model_card(
         "## Parameters\n\n" + _parameter_table(counts),
         "## Evaluation results\n\n" + _results_table(eval_results),
         "## Training\n\n" + _training_section(run_info),
-        "## How to use\n\n" + _usage_section(repo_id or model_name, pipeline_tag),
+        f"{USAGE_HEADING}\n\n" + _usage_section(repo_id or model_name, pipeline_tag),
         "## Limitations\n\n" + _limitations(config, task),
     ])
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
@@ -277,10 +278,15 @@ def check_model_card(path: str | Path) -> ModelCard:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} is missing: build it with litebert.hub_cards.write_model_card")
-    if not path.read_text(encoding="utf-8").lstrip().startswith("---"):
+    return check_model_card_text(path.read_text(encoding="utf-8"), path)
+
+
+def check_model_card_text(text: str, path: str | Path = CARD_NAME) -> ModelCard:
+    """`check_model_card` for a card's text; `path` names it in the errors."""
+    if not text.lstrip().startswith("---"):
         raise ValueError(f"{path} has no YAML metadata block")
     try:
-        card = ModelCard.load(path)
+        card = ModelCard(text)
     except ValueError as err:
         raise ValueError(f"{path}: invalid card metadata: {err}") from None
     if card.data.get("library_name") != "transformers":
@@ -290,6 +296,20 @@ def check_model_card(path: str | Path) -> ModelCard:
         raise ValueError(f"{path}: pipeline_tag {card.data.get('pipeline_tag')!r} is not one of "
                          f"{', '.join(AUTO_CLASS_OF_PIPELINE)}")
     return card
+
+
+def with_usage_for(text: str, repo_id: str) -> str:
+    """The card `text` with its "How to use" section rewritten to load `repo_id`; the rest is kept as written. A card
+    without that section (written by hand) or without a known pipeline_tag comes back unchanged."""
+    start = text.find(f"\n{USAGE_HEADING}\n\n")
+    pipeline_tag = ModelCard(text, ignore_metadata_errors=True).data.get("pipeline_tag")
+    if start < 0 or pipeline_tag not in AUTO_CLASS_OF_PIPELINE:
+        return text
+    body_start = start + len(USAGE_HEADING) + 3
+    next_heading = text.find("\n## ", body_start)
+    end = next_heading if next_heading >= 0 else len(text.rstrip("\n"))
+    tail = "\n" if next_heading >= 0 else ""
+    return text[:body_start] + _usage_section(repo_id, pipeline_tag) + tail + text[end:]
 
 
 def _summary(config: LiteBertConfig, task: str | None, pipeline_tag: str) -> str:

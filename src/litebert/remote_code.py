@@ -1,6 +1,11 @@
-"""Load a saved LiteBERT folder the way someone without the package does: stock transformers, `trust_remote_code`."""
+"""Load a saved LiteBERT folder the way someone without the package does: stock transformers, `trust_remote_code`.
+
+The folder's code runs only in a fresh interpreter: in a temporary directory, offline, with its own Hugging Face
+home (so a fresh modules cache and no stored login) and without the environment's tokens, so that code from an
+untrusted folder cannot reach the Hub with the caller's credentials. It still runs with the caller's permissions."""
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,15 +39,19 @@ def run_without_litebert(folder: str | Path, auto_class: str, inputs: dict[str, 
     """
     with tempfile.TemporaryDirectory() as io_path:
         save_file({name: tensor.contiguous() for name, tensor in inputs.items()}, f"{io_path}/inputs.safetensors")
-        result = subprocess.run(
-            [sys.executable, "-c", _LOADER, str(Path(folder).resolve()), auto_class, io_path],
-            capture_output=True,
-            text=True,
-            cwd=io_path,
-        )
+        result = _run_isolated([_LOADER, str(Path(folder).resolve()), auto_class, io_path], io_path)
         if result.returncode != 0:
             raise RuntimeError(f"Loading {folder} with {auto_class} without litebert failed:\n{result.stderr[-4000:]}")
         return result.stdout.strip().splitlines()[-1], load_file(f"{io_path}/outputs.safetensors")["output"]
+
+
+def _run_isolated(arguments: list[str], work_dir: str) -> subprocess.CompletedProcess:
+    """`python -c` with `arguments` in `work_dir`, offline, with a Hugging Face home inside `work_dir` and without
+    any TOKEN variable (HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH, ...)."""
+    environment = {name: value for name, value in os.environ.items() if "TOKEN" not in name.split("_")}
+    environment.update(HF_HOME=str(Path(work_dir) / "hf-home"), HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-c", *arguments], capture_output=True, text=True, cwd=work_dir,
+                          env=environment)
 
 
 _FILL_MASK = """
@@ -82,9 +91,10 @@ def check_loads_without_litebert(folder: str | Path) -> None:
 
 
 def _run_without_litebert(script: str, what: str, folder: str | Path, *arguments: str) -> str:
-    """Run `script` on `folder` in a fresh interpreter (where it blocks `import litebert`); its last output line."""
-    result = subprocess.run([sys.executable, "-c", script, str(Path(folder).resolve()), *arguments],
-                            capture_output=True, text=True)
+    """Run `script` on `folder` in an isolated interpreter (where it blocks `import litebert`); its last output
+    line."""
+    with tempfile.TemporaryDirectory() as work_dir:
+        result = _run_isolated([script, str(Path(folder).resolve()), *arguments], work_dir)
     if result.returncode != 0:
         raise RuntimeError(f"{what} on {folder} without litebert failed:\n{result.stderr[-4000:]}")
     return result.stdout.strip().splitlines()[-1]

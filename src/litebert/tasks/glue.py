@@ -49,6 +49,7 @@ class GlueTask:
 
 
 _BINARY = ("0", "1")
+STSB_SCORE_RANGE = (0.0, 5.0)  # gold similarity scores; predictions are clipped to it for the GLUE server
 _TWO_WAY_NLI = ("entailment", "not_entailment")
 _SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"}
 
@@ -184,14 +185,15 @@ def get_glue_task(task):
 # ----------------------------------------------------------------------------- reading
 
 
-def read_glue_tsv(path, task):
+def read_glue_tsv(path, task, labelled=False):
     """Read one file in the original GLUE TSV layout into a list of row dicts.
 
     Lines are split on tabs only: quotes are plain text (GLUE files hold unbalanced quotes, so
     quote processing would merge lines). The header row is found by its column names; CoLA's
     train/dev files have none. A UTF-8 byte order mark (MRPC) is skipped, blank lines are
-    ignored, and a file without the label column (a test file) gives label None. Rows without an
-    `index`/`id` column get their 0-based position as idx. A malformed row raises
+    ignored, and a file without the label column (a test file) gives label None, unless
+    `labelled` (a train or validation file), which requires the column and a label on every row.
+    Rows without an `index`/`id` column get their 0-based position as idx. A malformed row raises
     DataFormatError naming the file and the 1-based line number.
 
     >>> read_glue_tsv("glue_data/CoLA/dev.tsv", "cola")[0]
@@ -219,6 +221,8 @@ def read_glue_tsv(path, task):
     position = {name: i for i, name in enumerate(columns)}
     text_positions = [position[name] for name in spec.tsv_text_columns]
     label_position = position.get(spec.tsv_label_column)
+    if labelled and label_position is None:
+        raise DataFormatError(path, f"line {lines[0][0]}", _missing_label_column(spec.tsv_label_column, columns))
     index_position = position.get("index", position.get("id"))
 
     rows = []
@@ -234,16 +238,30 @@ def read_glue_tsv(path, task):
         rows.append({
             "sentence1": texts[0],
             "sentence2": texts[1] if len(texts) > 1 else None,
-            "label": None if label_position is None else _label_id(spec, fields[label_position], path, where),
+            "label": None if label_position is None else _label_id(spec, fields[label_position], path, where,
+                                                                   labelled),
             "idx": row_number if index_position is None else _index(fields[index_position], path, where),
         })
     return rows
 
 
-def _label_id(spec, value, path, where):
+def _missing_label_column(column, found):
+    return (f"no label column {column!r} (found {', '.join(found)}); training and validation data need "
+            "labels, only test files may leave them out")
+
+
+def _label_id(spec, value, path, where, labelled=False):
     """Turn a label as found in a file into the row's label. Accepted: the TSV spelling ('1',
     'entailment'), the Hub's class ids and names, a score for STS-B; -1 (the Hub's mark for
-    unlabelled test rows) and None give None."""
+    unlabelled test rows) and None give None, an error when the row must be `labelled`."""
+    label = _parse_label(spec, value, path, where)
+    if label is None and labelled:
+        raise DataFormatError(path, where, f"label {value!r} marks an unlabelled (test) row; training and "
+                              "validation data need a label on every row")
+    return label
+
+
+def _parse_label(spec, value, path, where):
     if value is None:
         return None
     if spec.is_regression:
@@ -253,7 +271,13 @@ def _label_id(spec, value, path, where):
             score = math.nan
         if not math.isfinite(score):
             raise DataFormatError(path, where, f"expected a numeric similarity score, found {value!r}")
-        return None if score == -1 else score
+        if score == -1:
+            return None
+        low, high = STSB_SCORE_RANGE
+        if not low <= score <= high:
+            raise DataFormatError(path, where, f"similarity score {value!r} is outside {low:g}-{high:g}, the scale of "
+                                  "STS-B (-1 marks an unlabelled test row)")
+        return score
     if isinstance(value, str):
         for spelling in (spec.tsv_labels, spec.label_names):
             if value in spelling:
@@ -277,11 +301,14 @@ def _index(value, path, where):
         raise DataFormatError(path, where, f"expected an integer index, found {value!r}") from None
 
 
-def _rows_from_records(spec, records, source):
+def _rows_from_records(spec, records, source, labelled=False):
     """Rows from a table with Hub-style columns (a CSV/JSON file or the Hub copy). The text
-    columns may use the Hub names (e.g. premise/hypothesis) or sentence1/sentence2."""
+    columns may use the Hub names (e.g. premise/hypothesis) or sentence1/sentence2. A `labelled`
+    table (training or validation data) needs a label column and a label on every row."""
     names = list(records.column_names)
     text_columns = _find_text_columns(spec, names, source)
+    if labelled and "label" not in names:
+        raise DataFormatError(source, "", _missing_label_column("label", names))
     rows = []
     for i, record in enumerate(records):
         where = f"row {i + 1}"
@@ -292,7 +319,7 @@ def _rows_from_records(spec, records, source):
         rows.append({
             "sentence1": texts[0],
             "sentence2": texts[1] if len(texts) > 1 else None,
-            "label": _label_id(spec, record["label"], source, where) if "label" in names else None,
+            "label": _label_id(spec, record["label"], source, where, labelled) if "label" in names else None,
             "idx": _index(record["idx"], source, where) if "idx" in names else i,
         })
     return rows
@@ -311,19 +338,40 @@ def _find_text_columns(spec, names, source):
     )
 
 
-def _read_rows(spec, path, cache_dir):
-    """Rows of one local file, read by its extension: .tsv, .csv, .json or .jsonl."""
+def _read_rows(spec, path, cache_dir, split):
+    """Rows of one local file for `split`, read by its extension: .tsv, .csv, .json or .jsonl.
+    Only test splits may come without labels; no split may be empty."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GLUE {spec.name} file not found: {path}")
+    if _is_blank(path):
+        raise DataFormatError(path, "", f"the file is empty; expected the GLUE {spec.name} {split} split")
+    labelled = not split.startswith("test")
     suffix = path.suffix.lower()
     if suffix == ".tsv":
-        return read_glue_tsv(path, spec)
-    builders = {".csv": "csv", ".json": "json", ".jsonl": "json"}
-    if suffix not in builders:
+        rows = read_glue_tsv(path, spec, labelled)
+    elif suffix in _TABLE_BUILDERS:
+        rows = _rows_from_records(spec, _load_table(path, _TABLE_BUILDERS[suffix], cache_dir), path, labelled)
+    else:
         raise ValueError(f"{path}: unsupported extension {suffix!r}; use .tsv, .csv, .json or .jsonl")
-    table = datasets.load_dataset(builders[suffix], data_files=str(path), split="train", cache_dir=cache_dir)
-    return _rows_from_records(spec, table, path)
+    if not rows:
+        raise DataFormatError(path, "", f"no data rows, only a header; expected the GLUE {spec.name} {split} split")
+    return rows
+
+
+_TABLE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+def _load_table(path, builder, cache_dir):
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir)
+    except ValueError as err:  # e.g. a CSV file holding only its header: "Instruction "train" corresponds to no data"
+        raise DataFormatError(path, "", f"cannot be read as {builder.upper()} rows: {err}") from err
+
+
+def _is_blank(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return all(not line.strip() for line in f)
 
 
 def _as_dataset(spec, rows):
@@ -364,7 +412,7 @@ def load_glue_split(task, *, data_dir=None, train_file=None, validation_file=Non
             )
     if files:
             return datasets.DatasetDict(
-            {split: _as_dataset(spec, _read_rows(spec, path, cache_dir)) for split, path in files.items()}
+            {split: _as_dataset(spec, _read_rows(spec, path, cache_dir, split)) for split, path in files.items()}
         )
     return _load_from_hub(spec, dataset_name, cache_dir)
 
@@ -379,7 +427,8 @@ def _load_from_hub(spec, dataset_name, cache_dir):
             f"train_file=/validation_file=/test_file= (.tsv, .csv, .json or .jsonl files)."
         ) from err
     return datasets.DatasetDict({
-        split: _as_dataset(spec, _rows_from_records(spec, table, f"{dataset_name}/{spec.name}[{split}]"))
+        split: _as_dataset(spec, _rows_from_records(spec, table, f"{dataset_name}/{spec.name}[{split}]",
+                                                    labelled=not split.startswith("test")))
         for split, table in hub.items()
     })
 
@@ -485,7 +534,7 @@ def write_glue_predictions(task, predictions, path, indices=None):
         f.write("index\tprediction\n")
         for index, prediction in zip(indices, predictions):
             if spec.is_regression:
-                value = f"{min(max(float(prediction), 0.0), 5.0):.3f}"
+                value = f"{min(max(float(prediction), STSB_SCORE_RANGE[0]), STSB_SCORE_RANGE[1]):.3f}"
             else:
                 value = spec.tsv_labels[int(prediction)]
             f.write(f"{index}\t{value}\n")

@@ -24,6 +24,9 @@ from .io import DataFormatError, as_columns, read_json_file
 
 logger = logging.getLogger(__name__)
 
+# Above this share of answers not found at their answer_start, training would learn from wrong spans: refuse the file.
+MAX_MISALIGNED_FRACTION = 0.5
+
 
 # ----------------------------------------------------------------------------- reading
 
@@ -39,7 +42,9 @@ def read_squad(path, version_2_with_negative=None):
 
     SQuAD 2.0 is detected from the file (a "v2..." version field or `is_impossible` keys) unless
     `version_2_with_negative` is given. Answers whose text is not found at their answer_start
-    are kept (the evaluation uses only the text), counted in `misaligned_answers` and logged.
+    are kept (the evaluation uses only the text), counted in `misaligned_answers` and logged; when
+    more than half of them are (MAX_MISALIGNED_FRACTION), the offsets do not belong to these
+    contexts (another file's, or counted in bytes) and a DataFormatError says how many.
     A missing key raises DataFormatError naming the file and the JSON path, such as
     data[3].paragraphs[0].qas[5].
     """
@@ -53,7 +58,7 @@ def flatten_squad(dataset, version_2_with_negative=None, source="<SQuAD JSON>"):
     if version_2_with_negative is None:
         version_2_with_negative = _looks_like_v2(dataset)
 
-    examples, misaligned, total = [], 0, 0
+    examples, misaligned, total, first_misaligned = [], 0, 0, None
     for a, article in enumerate(dataset["data"]):
         for p, paragraph in enumerate(_required(article, "paragraphs", source, f"data[{a}]")):
             where = f"data[{a}].paragraphs[{p}]"
@@ -69,7 +74,9 @@ def flatten_squad(dataset, version_2_with_negative=None, source="<SQuAD JSON>"):
                                               f"expected an integer answer_start, found {start!r}")
                     texts.append(text)
                     starts.append(start)
-                    misaligned += context[start:start + len(text)] != text
+                    if context[start:start + len(text)] != text:
+                        misaligned += 1
+                        first_misaligned = first_misaligned or (f"{where}.answers[{i}]", text, start)
                 total += len(texts)
                 if not texts and not version_2_with_negative:
                     raise DataFormatError(source, where, "question has no answers; SQuAD v1.1 needs one "
@@ -82,9 +89,20 @@ def flatten_squad(dataset, version_2_with_negative=None, source="<SQuAD JSON>"):
                     "answers": {"text": texts, "answer_start": starts},
                     "is_impossible": bool(qa.get("is_impossible", not texts)),
                 })
-    if misaligned:
-        logger.warning("%s: %d of %d answers are not found at their answer_start", source, misaligned, total)
+    _check_alignment(source, misaligned, total, first_misaligned)
     return SquadData(examples, version_2_with_negative, misaligned)
+
+
+def _check_alignment(source, misaligned, total, first_misaligned):
+    if not misaligned:
+        return
+    where, text, start = first_misaligned
+    summary = (f"{misaligned} of {total} answers are not found at their answer_start "
+               f"(first: {where}, {text!r} at {start})")
+    if misaligned > MAX_MISALIGNED_FRACTION * total:
+        raise DataFormatError(source, "", f"{summary}; more than {MAX_MISALIGNED_FRACTION:.0%} means the offsets do "
+                              "not match the contexts (another file's answers, or offsets counted in bytes)")
+    logger.warning("%s: %s", source, summary)
 
 
 def _required(mapping, key, source, where):
