@@ -17,6 +17,7 @@ Example:
     ...                   callbacks=[SentenceOrderEpochCallback(train_dataset)])
 """
 
+import bisect
 import functools
 import hashlib
 import itertools
@@ -396,26 +397,26 @@ def _document_chunks(
     max_num_tokens: int,
     short_seq_prob: float,
     rng: np.random.Generator,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[list[int], list[int]]]:
     """Yield (tokens, line_breaks) for the chunks of one tokenized document.
 
-    The document is one flat array, and chunks are views of it found by binary search, so that a line of any
-    length costs time and memory in proportion to it (slicing the rest of a long line off at every chunk did not).
+    The document is one flat array and chunk ends are found by binary search, so that a line of any length costs
+    time and memory in proportion to it (slicing the rest of a long line off at every chunk did not).
     """
     lengths = np.array([len(ids) for ids in lines_ids], dtype=np.int64)
     tokens = np.fromiter(itertools.chain.from_iterable(lines_ids), dtype=np.int32, count=int(lengths.sum()))
-    line_ends = np.unique(np.cumsum(lengths))  # an empty line ends where the one before it does
+    line_ends = np.unique(np.cumsum(lengths)).tolist()  # an empty line ends where the one before it does
     # where a chunk may end: before a token that starts a word (every line starts one)
-    word_starts = np.union1d(np.flatnonzero(~continues_word[tokens]), np.r_[0, line_ends])
+    word_starts = np.union1d(np.flatnonzero(~continues_word[tokens]), [0, *line_ends]).tolist()
     start = 0
     while start < len(tokens):
         end = min(start + _target_length(max_num_tokens, short_seq_prob, rng), len(tokens))
-        last_word_start = word_starts[np.searchsorted(word_starts, end, side="right") - 1]
+        last_word_start = word_starts[bisect.bisect_right(word_starts, end) - 1]
         if last_word_start > start:  # else a single word is longer than the chunk: cut it
             end = last_word_start
         if end - start >= 2:  # a lone last token cannot make a pair
-            inside = line_ends[np.searchsorted(line_ends, start, side="right") : np.searchsorted(line_ends, end)]
-            yield tokens[start:end], inside - start
+            inside = line_ends[bisect.bisect_right(line_ends, start) : bisect.bisect_left(line_ends, end)]
+            yield tokens[start:end].tolist(), [line_end - start for line_end in inside]
         start = end
 
 
