@@ -198,14 +198,22 @@ def _files_fingerprint(paths: list[str]) -> str:
     return _fingerprint([(os.path.abspath(path), os.path.getsize(path), os.stat(path).st_mtime_ns) for path in paths])
 
 
-def _load_text_dataset(name: str, config: str | None, split: str, streaming: bool):
+def _load_text_dataset(name: str, config: str | None, split: str, streaming: bool, text_column: str):
+    """The rows of a `datasets` dataset, checked to have `text_column` and some text in it."""
+    where = f"dataset {name!r} (config {config!r}, split {split!r})"
     try:
-        return load_dataset(name, config, split=split, streaming=streaming)
+        rows = load_dataset(name, config, split=split, streaming=streaming)
+        if rows.column_names is not None and text_column not in rows.column_names:
+            raise ValueError(f"{where} has no column {text_column!r}; its columns are {rows.column_names}")
+        empty = _is_empty(_documents_from_rows(rows, text_column))  # a streamed dataset is first read here
     except (ConnectionError, FileNotFoundError) as error:
         raise OSError(
-            f"could not load dataset {name!r} (config {config!r}, split {split!r}): {error}. "
+            f"could not load {where}: {error}. "
             "Without network access to the Hugging Face Hub, pass local text files with train_files=..."
         ) from error
+    if empty:
+        raise ValueError(f"empty corpus: {where} has no text in column {text_column!r}")
+    return rows
 
 
 def load_documents(
@@ -239,16 +247,7 @@ def load_documents(
         paths = _text_files(train_files)
         generator, gen_kwargs, fingerprint = _documents_from_files, {"paths": paths}, _files_fingerprint(paths)
     else:
-        rows = _load_text_dataset(dataset_name, dataset_config, split, streaming)
-        if rows.column_names is not None and text_column not in rows.column_names:
-            raise ValueError(
-                f"dataset {dataset_name!r} has no column {text_column!r}; its columns are {rows.column_names}"
-            )
-        if _is_empty(_documents_from_rows(rows, text_column)):
-            raise ValueError(
-                f"empty corpus: dataset {dataset_name!r} (config {dataset_config!r}, split {split!r}) "
-                f"has no text in column {text_column!r}"
-            )
+        rows = _load_text_dataset(dataset_name, dataset_config, split, streaming, text_column)
         generator, gen_kwargs = _documents_from_rows, {"rows": rows, "text_column": text_column}
         fingerprint = None if streaming else _fingerprint(rows._fingerprint, text_column)
     if streaming:
@@ -436,7 +435,8 @@ class _SentenceOrderPairs:
         self.continues_word = _continuation_flags(tokenizer)
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw the pairs of this epoch from now on (a DataLoader's workers copy the dataset when it starts one)."""
+        """Draw this epoch's pairs from now on. DataLoader workers copy the dataset as an epoch's iteration starts:
+        set the epoch before that (as `SentenceOrderEpochCallback` does)."""
         self.epoch = epoch
         if hasattr(self.chunks, "set_epoch"):  # a streamed dataset's own shuffling
             self.chunks.set_epoch(epoch)
@@ -446,7 +446,7 @@ class _SentenceOrderPairs:
         # keyed by the chunk itself: independent of the order chunks come in and of the worker that reads them
         digest = hashlib.blake2b(tokens.tobytes(), digest_size=16).digest()
         rng = np.random.default_rng([self.seed, self.epoch, *np.frombuffer(digest, dtype=np.uint32)])
-        segment_a, segment_b, label = sentence_order_pair(tokens, chunk["line_breaks"], self.continues_word, rng)
+        segment_a, segment_b, label = _sentence_order_pair(tokens, chunk["line_breaks"], self.continues_word, rng)
         return _pair_example(segment_a.tolist(), segment_b.tolist(), label, self.cls_id, self.sep_id)
 
 
@@ -467,7 +467,7 @@ class StreamedSentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.IterableD
         return (self._example(chunk) for chunk in self.chunks)
 
 
-def sentence_order_pair(
+def _sentence_order_pair(
     tokens: np.ndarray, line_breaks, continues_word: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(segment_a, segment_b, sentence_order_label) of one chunk: cut at a random line break inside it, or, within a
