@@ -376,7 +376,9 @@ def _chunk_examples(
     lines = [line for document in documents for line in document]
     token_ids = []
     if lines:
-        encoding = tokenizer(lines, add_special_tokens=False, return_attention_mask=False, verbose=False)
+        encoding = tokenizer(
+            lines, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+        )
         token_ids = encoding["input_ids"]
     chunks = {name: [] for name in CHUNK_FEATURES}
     offset = 0
@@ -443,10 +445,11 @@ class _SentenceOrderPairs:
 
     def _example(self, chunk: dict) -> dict:
         tokens = np.asarray(chunk["input_ids"], dtype=np.int32)
-        # keyed by the chunk itself: independent of the order chunks come in and of the worker that reads them
-        digest = hashlib.blake2b(tokens.tobytes(), digest_size=16).digest()
-        rng = np.random.default_rng([self.seed, self.epoch, *np.frombuffer(digest, dtype=np.uint32)])
-        segment_a, segment_b, label = _sentence_order_pair(tokens, chunk["line_breaks"], self.continues_word, rng)
+        # A hash of (seed, epoch, the chunk itself) draws the cut and the order: independent of the order chunks come
+        # in and of the DataLoader worker that reads them.
+        key = f"{self.seed} {self.epoch} ".encode() + tokens.tobytes()
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+        segment_a, segment_b, label = _sentence_order_pair(tokens, chunk["line_breaks"], self.continues_word, draw)
         return _pair_example(segment_a.tolist(), segment_b.tolist(), label, self.cls_id, self.sep_id)
 
 
@@ -459,6 +462,11 @@ class SentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         return self._example(self.chunks[index])
 
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A batch's examples from one read of the chunk table (what a DataLoader asks for)."""
+        rows = self.chunks[indices]
+        return [self._example(dict(zip(rows, values))) for values in zip(*rows.values())]
+
 
 class StreamedSentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.IterableDataset):
     """`SentenceOrderPairs` over a streamed (`datasets.IterableDataset`) chunk dataset."""
@@ -468,19 +476,20 @@ class StreamedSentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.IterableD
 
 
 def _sentence_order_pair(
-    tokens: np.ndarray, line_breaks, continues_word: np.ndarray, rng: np.random.Generator
+    tokens: np.ndarray, line_breaks, continues_word: np.ndarray, draw: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(segment_a, segment_b, sentence_order_label) of one chunk: cut at a random line break inside it, or, within a
     single line, at a random word start (any token when the chunk is one word); swapped, label 1, with probability
-    0.5. A + B (swapped back) is always the chunk."""
+    0.5. A + B (swapped back) is always the chunk. `draw` is a random 128-bit number: its low 64 bits pick the cut,
+    bit 64 the order."""
     cuts = np.asarray(line_breaks, dtype=np.int64)
     if len(cuts) == 0:
         cuts = np.flatnonzero(~continues_word[tokens[1:]]) + 1
     if len(cuts) == 0:
         cuts = np.arange(1, len(tokens))
-    cut = int(cuts[rng.integers(len(cuts))])
+    cut = int(cuts[(draw & (2**64 - 1)) % len(cuts)])
     segment_a, segment_b = tokens[:cut], tokens[cut:]
-    if rng.random() < 0.5:
+    if draw >> 64 & 1:
         return segment_b, segment_a, 1
     return segment_a, segment_b, 0
 
