@@ -253,7 +253,8 @@ def test_sop_layout(wiki_sop, minilm):
         # chunks and segments are cut between words (unless the chunk is one word): both start a word
         pieces = minilm.convert_ids_to_tokens(chunk_and_cut(example)[0])
         if not all(piece.startswith("##") for piece in pieces[1:]):
-            assert not any(token.startswith("##") for token in minilm.convert_ids_to_tokens([segment_a[0], segment_b[0]]))
+            starts = minilm.convert_ids_to_tokens([segment_a[0], segment_b[0]])
+            assert not any(token.startswith("##") for token in starts)
     lengths = np.array([len(example["input_ids"]) for example in wiki_sop])
     # chunks are filled to the target length, up to the last whole word
     assert np.mean(lengths == MAX_SEQ_LENGTH) > 0.7 and np.mean(lengths >= MAX_SEQ_LENGTH - 5) > 0.85
@@ -295,7 +296,8 @@ def test_segments_never_cross_documents(minilm):
     ids_by_document = [set(minilm.convert_tokens_to_ids(vocabulary)) for vocabulary in vocabularies]
     source = SourceText(minilm, documents)
 
-    examples = examples_of(build_sop_dataset(Dataset.from_dict({"lines": documents}), minilm, max_seq_length=48, seed=3))
+    sop = build_sop_dataset(Dataset.from_dict({"lines": documents}), minilm, max_seq_length=48, seed=3)
+    examples = examples_of(sop)
     tokens_used = np.zeros(len(documents), dtype=int)
     for example in examples:
         segment_a, segment_b = segments(example)
@@ -428,8 +430,8 @@ def test_a_resumed_run_sees_the_batches_of_an_uninterrupted_one(unigram, wiki_do
         assert all(torch.equal(batch[name], expected_batch[name]) for name in batch)
     # the callback told the dataset the epoch: the second epoch draws its own pairs from the same 40 chunks
     first_epoch, second_epoch = (
-        {tuple(chunk): cut for examples, _ in uninterrupted[start : start + 5] for chunk, cut in map(chunk_and_cut, examples)}
-        for start in (0, 5)
+        {tuple(chunk): cut for examples, _ in epoch_calls for chunk, cut in map(chunk_and_cut, examples)}
+        for epoch_calls in (uninterrupted[:5], uninterrupted[5:])
     )
     assert first_epoch.keys() == second_epoch.keys() and len(first_epoch) == 40
     assert sum(first_epoch[chunk] != second_epoch[chunk] for chunk in first_epoch) > 20
@@ -509,7 +511,9 @@ def padded(examples, name, length, value):
 @pytest.fixture(scope="module")
 def token_masking_stats(minilm, wiki_sop):
     """Run the collator (sub-word n-grams) over every WikiText example and check each batch; return pooled counts."""
-    collator = DataCollatorForNgramMLM(minilm, seed=0, whole_word_masking=False, pad_to_multiple_of=8, return_spans=True)
+    collator = DataCollatorForNgramMLM(
+        minilm, seed=0, whole_word_masking=False, pad_to_multiple_of=8, return_spans=True
+    )
     special_ids = list(minilm.all_special_ids)
     stats = {"span_lengths": [], "chosen": 0, "candidates": 0, "masked": 0, "kept": 0, "random": 0}
     for examples, batch in collate_all(collator, wiki_sop):
@@ -657,7 +661,8 @@ def whole_word_checks(tokenizer, examples, continues_word):
         candidate = (batch["attention_mask"].numpy() == 1) & ~np.isin(original, special_ids)
         masked = (batch["labels"] != -100).numpy()
         for row, spans in enumerate(batch["spans"]):
-            words = word_numbers(tokenizer.convert_ids_to_tokens(original[row].tolist()), candidate[row], continues_word)
+            tokens = tokenizer.convert_ids_to_tokens(original[row].tolist())
+            words = word_numbers(tokens, candidate[row], continues_word)
             for word in range(words.max() + 1):
                 assert len(set(masked[row, words == word])) == 1  # all of a word's pieces, or none
             masked_words = set(words[masked[row]])
