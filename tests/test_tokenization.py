@@ -1,10 +1,13 @@
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from litebert.tasks.io import DataFormatError
 from litebert.tokenization import check_special_tokens, train_tokenizer
 
 WIKITEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-2"
@@ -118,3 +121,73 @@ def test_check_special_tokens_names_each_missing_token(tokenizer):
     with pytest.raises(ValueError, match="mask_token") as error:
         check_special_tokens(no_mask)
     assert "cls_token" not in str(error.value)
+
+
+TRAIN_IN_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+
+from datasets import Dataset
+
+from litebert.pretraining_data import read_documents
+from litebert.tokenization import build_rare_word_vocabulary, count_words, train_tokenizer
+
+corpus, output = Path(sys.argv[1]), Path(sys.argv[2])
+tokenizer = train_tokenizer([corpus], vocab_size=500, show_progress=False)
+tokenizer.save_pretrained(output)
+documents = Dataset.from_dict({"lines": list(read_documents([corpus]))})
+build_rare_word_vocabulary(count_words(documents, tokenizer), tokenizer, min_count=3, max_count=30).save(output)
+"""
+
+
+def test_training_gives_the_same_bytes_in_every_process(tmp_path):
+    """The tokenizers trainer iterates a hash map seeded at random per process: two processes (different hash seeds,
+    one of them single-threaded) must still write byte-identical tokenizer.json and rare_words.json."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(wikitext_lines("train", 1000)), encoding="utf-8")
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_IN_A_FRESH_PROCESS)
+    runs = []
+    for run, (hash_seed, parallel) in enumerate((("1", "true"), ("2", "false"))):
+        environment = {**os.environ, "PYTHONHASHSEED": hash_seed, "TOKENIZERS_PARALLELISM": parallel}
+        command = [sys.executable, str(script), str(corpus), str(tmp_path / f"run{run}")]
+        runs.append(subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True))
+    for process in runs:
+        _, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors[-3000:]
+    for name in ("tokenizer.json", "rare_words.json"):
+        assert (tmp_path / "run0" / name).read_bytes() == (tmp_path / "run1" / name).read_bytes(), name
+
+
+def test_training_file_that_is_not_utf8_is_named_with_its_first_bad_byte(tmp_path):
+    path = tmp_path / "cp1252.txt"
+    valid = "\n".join(wikitext_lines("valid", 200)).encode("utf-8")  # holds UTF-8 sequences with byte 0x93 (\u2013)
+    tail = "\n\u201cquoted\u201d .\n".encode("cp1252")
+    path.write_bytes(valid + tail)
+    offset = len(valid) + tail.index(b"\x93")
+    line = valid.count(b"\n") + 2
+    with pytest.raises(DataFormatError, match=rf"cp1252.txt, line {line}, byte {offset}: not UTF-8 text \(byte 0x93"):
+        train_tokenizer([path], vocab_size=100, show_progress=False)
+
+
+def test_an_empty_corpus_is_refused(tmp_path):
+    blank, headings = tmp_path / "blank.txt", tmp_path / "only_spaces.txt"
+    blank.write_text("\n\n", encoding="utf-8")
+    headings.write_text("   \n \t \n", encoding="utf-8")
+    with pytest.raises(ValueError, match="empty corpus: no text found in .*blank.txt, .*only_spaces.txt"):
+        train_tokenizer([blank, headings], vocab_size=100, show_progress=False)
+    with pytest.raises(ValueError, match="empty corpus"):
+        train_tokenizer(iter(["", "  ", "\n"]), vocab_size=100, show_progress=False)
+
+
+def test_litebert_pretrain_on_an_empty_corpus_names_it_and_saves_no_tokenizer(tmp_path):
+    from litebert.cli.pretrain import parse_arguments, run
+
+    empty = tmp_path / "empty_corpus.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    output = tmp_path / "run"
+    argv = ["--output_dir", str(output), "--train_file", str(empty), "--do_train", "--max_steps", "1",
+            "--use_cpu", "true", "--report_to", "none"]
+    with pytest.raises(ValueError, match="empty corpus: no text found in .*empty_corpus.txt"):
+        run(*parse_arguments(argv))
+    assert not (output / "tokenizer.json").exists()  # a later run would otherwise load a tokenizer of bare letters

@@ -4,17 +4,20 @@ Three steps, each usable with the stock `transformers.Trainer`:
 
 1. `load_documents` (or `read_documents`) turns text files or a `datasets` text
    column into documents, one row per document, column "lines" (list of str).
-2. `build_sop_dataset` packs each document's lines into `[CLS] A [SEP] B [SEP]`
-   pairs for sentence-order prediction (SOP), without padding.
-3. `DataCollatorForNgramMLM` pads a batch and masks n-grams for MLM.
+2. `build_sop_dataset` packs each document's lines into chunks, and draws from
+   each chunk a `[CLS] A [SEP] B [SEP]` pair for sentence-order prediction (SOP)
+   anew every epoch (`SentenceOrderEpochCallback` tells it the epoch).
+3. `DataCollatorForNgramMLM` pads a batch and masks n-grams of whole words for MLM.
 
 Example:
     >>> documents = load_documents(train_files=["wiki.train.txt"])
     >>> train_dataset = build_sop_dataset(documents, tokenizer, max_seq_length=128)
     >>> collator = DataCollatorForNgramMLM(tokenizer)
-    >>> trainer = Trainer(model, args, train_dataset=train_dataset, data_collator=collator)
+    >>> trainer = Trainer(model, args, train_dataset=train_dataset, data_collator=collator,
+    ...                   callbacks=[SentenceOrderEpochCallback(train_dataset)])
 """
 
+import bisect
 import functools
 import hashlib
 import itertools
@@ -27,24 +30,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from datasets import Dataset, Features, IterableDataset, Sequence, Value, load_dataset
-from transformers import PreTrainedTokenizerBase
+from datasets.exceptions import DatasetGenerationError
+from transformers import PreTrainedTokenizerBase, TrainerCallback
 
-from .tokenization import RareWordVocabulary, check_special_tokens
+from .tasks.io import DataFormatError
+from .tokenization import RareWordVocabulary, check_special_tokens, utf8_error
 
 logger = logging.getLogger(__name__)
 
 DOCUMENT_COLUMN = "lines"
 DOCUMENT_FEATURES = Features({DOCUMENT_COLUMN: Sequence(Value("string"))})
 
-SOP_FEATURES = Features(
-    {
-        "input_ids": Sequence(Value("int32")),
-        "token_type_ids": Sequence(Value("int8")),
-        "attention_mask": Sequence(Value("int8")),
-        "special_tokens_mask": Sequence(Value("int8")),
-        "sentence_order_label": Value("int8"),
-    }
-)
+# A chunk: its tokens (no special tokens) and the positions inside it where a source line ends.
+CHUNK_FEATURES = Features({"input_ids": Sequence(Value("int32")), "line_breaks": Sequence(Value("int32"))})
 MIN_SEQ_LENGTH = 5  # [CLS] a [SEP] b [SEP]: one token per segment
 
 # Of the tokens chosen for MLM: 80% become [MASK], 10% a random token, 10% stay as they are.
@@ -104,10 +102,13 @@ def _is_wikitext(lines: Iterable[str]) -> bool:
 
 
 def _file_documents(path: str) -> Iterator[list[str]]:
-    with open(path, encoding="utf-8") as f:
-        wikitext = _is_wikitext(f)
-    with open(path, encoding="utf-8") as f:
-        yield from (_wikitext_documents(f) if wikitext else _blank_line_documents(f))
+    try:
+        with open(path, encoding="utf-8") as f:
+            wikitext = _is_wikitext(f)
+        with open(path, encoding="utf-8") as f:
+            yield from (_wikitext_documents(f) if wikitext else _blank_line_documents(f))
+    except UnicodeDecodeError as error:  # its position counts from the start of a read buffer, not of the file
+        raise (utf8_error(path) or DataFormatError(path, "", "not UTF-8 text")) from error
 
 
 def _text_files(paths) -> list[str]:
@@ -129,10 +130,14 @@ def _text_files(paths) -> list[str]:
 
 
 def _has_document(path: str) -> bool:
-    documents = _file_documents(path)
+    return not _is_empty(_file_documents(path))
+
+
+def _is_empty(documents: Iterator) -> bool:
+    """Whether a generator of documents yields none (it is read up to its first document only)."""
     found = next(documents, None) is not None
     documents.close()
-    return found
+    return not found
 
 
 def read_documents(paths) -> Iterator[list[str]]:
@@ -146,6 +151,8 @@ def read_documents(paths) -> Iterator[list[str]]:
 
     Files are checked before anything is read: a missing file raises
     FileNotFoundError naming it; files with no text at all raise ValueError.
+    A file that is not UTF-8 raises DataFormatError naming the line and byte
+    offset of its first bad byte.
 
     Example:
         >>> docs = read_documents(["wiki.train.txt"])
@@ -191,14 +198,22 @@ def _files_fingerprint(paths: list[str]) -> str:
     return _fingerprint([(os.path.abspath(path), os.path.getsize(path), os.stat(path).st_mtime_ns) for path in paths])
 
 
-def _load_text_dataset(name: str, config: str | None, split: str, streaming: bool):
+def _load_text_dataset(name: str, config: str | None, split: str, streaming: bool, text_column: str):
+    """The rows of a `datasets` dataset, checked to have `text_column` and some text in it."""
+    where = f"dataset {name!r} (config {config!r}, split {split!r})"
     try:
-        return load_dataset(name, config, split=split, streaming=streaming)
+        rows = load_dataset(name, config, split=split, streaming=streaming)
+        if rows.column_names is not None and text_column not in rows.column_names:
+            raise ValueError(f"{where} has no column {text_column!r}; its columns are {rows.column_names}")
+        empty = _is_empty(_documents_from_rows(rows, text_column))  # a streamed dataset is first read here
     except (ConnectionError, FileNotFoundError) as error:
         raise OSError(
-            f"could not load dataset {name!r} (config {config!r}, split {split!r}): {error}. "
+            f"could not load {where}: {error}. "
             "Without network access to the Hugging Face Hub, pass local text files with train_files=..."
         ) from error
+    if empty:
+        raise ValueError(f"empty corpus: {where} has no text in column {text_column!r}")
+    return rows
 
 
 def load_documents(
@@ -217,9 +232,10 @@ def load_documents(
     into lines at newlines, except WikiText-style rows (one line per row, the first
     text a " = Title = " heading), which are grouped by title.
 
-    `split` picks the split of a `datasets` dataset. A missing file or empty corpus
-    raises as in `read_documents`; a dataset that cannot be loaded (e.g. a Hub name
-    offline) raises OSError saying so.
+    `split` picks the split of a `datasets` dataset. A missing file, empty corpus or
+    file that is not UTF-8 raises as in `read_documents`; a dataset that cannot be
+    loaded (e.g. a Hub name offline) raises OSError saying so, and one without any
+    text ValueError.
 
     Example:
         >>> documents = load_documents(train_files=["wiki.train.txt", "wiki.valid.txt"])
@@ -231,16 +247,19 @@ def load_documents(
         paths = _text_files(train_files)
         generator, gen_kwargs, fingerprint = _documents_from_files, {"paths": paths}, _files_fingerprint(paths)
     else:
-        rows = _load_text_dataset(dataset_name, dataset_config, split, streaming)
-        if rows.column_names is not None and text_column not in rows.column_names:
-            raise ValueError(
-                f"dataset {dataset_name!r} has no column {text_column!r}; its columns are {rows.column_names}"
-            )
+        rows = _load_text_dataset(dataset_name, dataset_config, split, streaming, text_column)
         generator, gen_kwargs = _documents_from_rows, {"rows": rows, "text_column": text_column}
         fingerprint = None if streaming else _fingerprint(rows._fingerprint, text_column)
     if streaming:
         return IterableDataset.from_generator(generator, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs)
-    return Dataset.from_generator(generator, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs, fingerprint=fingerprint)
+    try:
+        return Dataset.from_generator(
+            generator, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs, fingerprint=fingerprint
+        )
+    except DatasetGenerationError as error:  # datasets wraps what the generator raised: pass a file error on as is
+        if isinstance(error.__cause__, DataFormatError):
+            raise error.__cause__ from None
+        raise
 
 
 # ----------------------------------------------------------------------------
@@ -268,95 +287,138 @@ def build_sop_dataset(
     seed: int = 42,
     num_proc: int | None = None,
     max_position_embeddings: int | None = None,
-) -> Dataset | IterableDataset:
-    """Sentence-order-prediction examples from a documents dataset (column "lines").
+    max_examples: int | None = None,
+) -> "SentenceOrderPairs | StreamedSentenceOrderPairs":
+    """Sentence-order-prediction examples from a documents dataset (column "lines"), drawn anew every epoch.
 
-    Per document, after ALBERT's create_pretraining_data:
+    Built once, per document (`build_sop_chunks`, after ALBERT's create_pretraining_data):
     - each line is tokenized, and consecutive lines are packed into a chunk of a
       target length: max_seq_length - 3, or with probability `short_seq_prob` a
       random length from 2 up. A chunk never spans two documents;
     - unlike ALBERT, which truncates the pair and drops the overflow, a line that
-      overflows the chunk is cut there and its rest opens the next chunk. Chunks
-      are filled exactly (the last of a document may be shorter), no text is
-      dropped, and A + B is always contiguous source text;
-    - the chunk is cut at a random line boundary into A and B. A chunk within a
-      single line (a long paragraph, or a one-line document) is cut at a random
-      token instead, so both segments are never empty;
+      overflows the chunk is cut at the last word start that fits, and its rest
+      opens the next chunk. No text is dropped, and a word is never split between
+      chunks (unless a single word is longer than a chunk).
+    Drawn per epoch, from (seed, epoch, the chunk's tokens) alone (`SentenceOrderPairs`):
+    - the chunk is cut into A and B at a random line boundary inside it; a chunk
+      within a single line (a long paragraph, or a one-line document) is cut at a
+      random word start instead, so both segments are non-empty whole words;
     - with probability 0.5, A and B swap and sentence_order_label is 1 (0 = original order).
 
-    Output columns (unpadded): input_ids = [CLS] A [SEP] B [SEP], token_type_ids
-    (0 for [CLS] A [SEP], 1 for B [SEP]), attention_mask, special_tokens_mask and
+    Each epoch thus shows every chunk with a new cut and order (ALBERT's script
+    draws them anew for each of the `dupe_factor` copies it writes), and a run
+    resumed mid-epoch sees exactly the pairs an uninterrupted run sees, in whatever
+    order and DataLoader worker. The epoch is 0 until `set_epoch` changes it: with
+    the Trainer, add `SentenceOrderEpochCallback(train_dataset)`, and leave an
+    evaluation set at epoch 0 (the same pairs at every evaluation).
+
+    Examples (unpadded): input_ids = [CLS] A [SEP] B [SEP], token_type_ids (0 for
+    [CLS] A [SEP], 1 for B [SEP]), attention_mask, special_tokens_mask and
     sentence_order_label. The result depends only on `seed` and the data (each
     document gets its own random stream), not on `num_proc` or batching.
+    `max_examples` keeps the first that many chunks. A map-style `Dataset` gives a
+    `SentenceOrderPairs` (a torch map-style dataset), an `IterableDataset` a
+    `StreamedSentenceOrderPairs`.
 
     Example:
         >>> sop = build_sop_dataset(documents, tokenizer, max_seq_length=128, max_position_embeddings=512)
-        >>> sop.column_names
-        ['input_ids', 'token_type_ids', 'attention_mask', 'special_tokens_mask', 'sentence_order_label']
+        >>> sorted(sop[0])
+        ['attention_mask', 'input_ids', 'sentence_order_label', 'special_tokens_mask', 'token_type_ids']
     """
+    chunks = build_sop_chunks(
+        documents_dataset, tokenizer, max_seq_length, short_seq_prob, seed, num_proc, max_position_embeddings
+    )
+    if max_examples is not None:
+        streamed = isinstance(chunks, IterableDataset)
+        chunks = chunks.take(max_examples) if streamed else chunks.select(range(min(max_examples, len(chunks))))
+    pairs_class = StreamedSentenceOrderPairs if isinstance(chunks, IterableDataset) else SentenceOrderPairs
+    return pairs_class(chunks, tokenizer, seed)
+
+
+def build_sop_chunks(
+    documents_dataset: Dataset | IterableDataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int = 128,
+    short_seq_prob: float = 0.1,
+    seed: int = 42,
+    num_proc: int | None = None,
+    max_position_embeddings: int | None = None,
+) -> Dataset | IterableDataset:
+    """The chunks `build_sop_dataset` draws its pairs from (see there): columns input_ids (the chunk's tokens, no
+    special tokens) and line_breaks (the positions inside the chunk where a source line ends). Linear in time and
+    memory in the length of a document, however long its lines."""
     check_special_tokens(tokenizer)
     check_max_seq_length(max_seq_length, max_position_embeddings)
     columns = documents_dataset.column_names
     if columns is not None and DOCUMENT_COLUMN not in columns:
         raise ValueError(f"documents dataset needs a {DOCUMENT_COLUMN!r} column (list of str); it has {columns}")
-    make_examples = functools.partial(
-        _sop_examples,
+    make_chunks = functools.partial(
+        _chunk_examples,
         tokenizer=tokenizer,
+        continues_word=_continuation_flags(tokenizer),
         max_num_tokens=max_seq_length - 3,
         short_seq_prob=short_seq_prob,
         seed=seed,
     )
     map_kwargs = dict(
-        batched=True, with_indices=True, remove_columns=columns or [DOCUMENT_COLUMN], features=SOP_FEATURES
+        batched=True, with_indices=True, remove_columns=columns or [DOCUMENT_COLUMN], features=CHUNK_FEATURES
     )
     if isinstance(documents_dataset, Dataset):
-        map_kwargs.update(num_proc=num_proc, desc="Building sentence-order pairs")
-    return documents_dataset.map(make_examples, **map_kwargs)
+        map_kwargs.update(num_proc=num_proc, desc="Packing sentence-order chunks")
+    return documents_dataset.map(make_chunks, **map_kwargs)
 
 
-def _sop_examples(batch: dict, indices: list[int], *, tokenizer, max_num_tokens, short_seq_prob, seed) -> dict:
-    """Batched `datasets.map` function: documents in, SOP examples out."""
+def _chunk_examples(
+    batch: dict, indices: list[int], *, tokenizer, continues_word, max_num_tokens, short_seq_prob, seed
+) -> dict:
+    """Batched `datasets.map` function: documents in, chunks out."""
     documents = batch[DOCUMENT_COLUMN]
     lines = [line for document in documents for line in document]
     token_ids = []
     if lines:
-        encoding = tokenizer(lines, add_special_tokens=False, return_attention_mask=False, verbose=False)
+        encoding = tokenizer(
+            lines, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+        )
         token_ids = encoding["input_ids"]
-    examples = {name: [] for name in SOP_FEATURES}
+    chunks = {name: [] for name in CHUNK_FEATURES}
     offset = 0
     for document, index in zip(documents, indices):
         document_ids = token_ids[offset : offset + len(document)]
         offset += len(document)
         rng = np.random.default_rng([seed, index])
-        for segment_a, segment_b, label in _sop_pairs(document_ids, max_num_tokens, short_seq_prob, rng):
-            _add_example(examples, segment_a, segment_b, label, tokenizer.cls_token_id, tokenizer.sep_token_id)
-    return examples
+        for tokens, line_breaks in _document_chunks(document_ids, continues_word, max_num_tokens, short_seq_prob, rng):
+            chunks["input_ids"].append(tokens)
+            chunks["line_breaks"].append(line_breaks)
+    return chunks
 
 
-def _sop_pairs(lines_ids: list[list[int]], max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator):
-    """Yield (segment_a, segment_b, sentence_order_label) for one tokenized document."""
-    pending = [ids for ids in reversed(lines_ids) if ids]  # a stack: the next line on top
-    target_length = _target_length(max_num_tokens, short_seq_prob, rng)
-    chunk, chunk_length = [], 0
-    while pending:
-        line = pending.pop()
-        room = target_length - chunk_length
-        if len(line) > room:  # fill the chunk exactly; the rest of the line opens the next chunk
-            line, rest = line[:room], line[room:]
-            pending.append(rest)
-        chunk.append(line)
-        chunk_length += len(line)
-        if chunk_length < target_length and pending:
-            continue
-        pair = _split_chunk(chunk, rng)
-        if pair is not None:
-            segment_a, segment_b = pair
-            if rng.random() < 0.5:
-                yield segment_b, segment_a, 1
-            else:
-                yield segment_a, segment_b, 0
-        chunk, chunk_length = [], 0
-        target_length = _target_length(max_num_tokens, short_seq_prob, rng)
+def _document_chunks(
+    lines_ids: list[list[int]],
+    continues_word: np.ndarray,
+    max_num_tokens: int,
+    short_seq_prob: float,
+    rng: np.random.Generator,
+) -> Iterator[tuple[list[int], list[int]]]:
+    """Yield (tokens, line_breaks) for the chunks of one tokenized document.
+
+    The document is one flat array and chunk ends are found by binary search, so that a line of any length costs
+    time and memory in proportion to it (slicing the rest of a long line off at every chunk did not).
+    """
+    lengths = np.array([len(ids) for ids in lines_ids], dtype=np.int64)
+    tokens = np.fromiter(itertools.chain.from_iterable(lines_ids), dtype=np.int32, count=int(lengths.sum()))
+    line_ends = np.unique(np.cumsum(lengths)).tolist()  # an empty line ends where the one before it does
+    # where a chunk may end: before a token that starts a word (every line starts one)
+    word_starts = np.union1d(np.flatnonzero(~continues_word[tokens]), [0, *line_ends]).tolist()
+    start = 0
+    while start < len(tokens):
+        end = min(start + _target_length(max_num_tokens, short_seq_prob, rng), len(tokens))
+        last_word_start = word_starts[bisect.bisect_right(word_starts, end) - 1]
+        if last_word_start > start:  # else a single word is longer than the chunk: cut it
+            end = last_word_start
+        if end - start >= 2:  # a lone last token cannot make a pair
+            inside = line_ends[bisect.bisect_right(line_ends, start) : bisect.bisect_left(line_ends, end)]
+            yield tokens[start:end].tolist(), [line_end - start for line_end in inside]
+        start = end
 
 
 def _target_length(max_num_tokens: int, short_seq_prob: float, rng: np.random.Generator) -> int:
@@ -366,24 +428,103 @@ def _target_length(max_num_tokens: int, short_seq_prob: float, rng: np.random.Ge
     return max_num_tokens
 
 
-def _split_chunk(chunk: list[list[int]], rng: np.random.Generator) -> tuple[list[int], list[int]] | None:
-    """Cut a chunk into two non-empty segments, at a line boundary when it holds two lines or more."""
-    if len(chunk) >= 2:
-        a_end = int(rng.integers(1, len(chunk)))
-        return sum(chunk[:a_end], []), sum(chunk[a_end:], [])
-    tokens = chunk[0]
-    if len(tokens) < 2:
-        return None
-    cut = int(rng.integers(1, len(tokens)))
-    return tokens[:cut], tokens[cut:]
+class _SentenceOrderPairs:
+    """What the map-style and the streamed pair datasets share: the pair of one chunk for the current epoch."""
+
+    def __init__(self, chunks: Dataset | IterableDataset, tokenizer: PreTrainedTokenizerBase, seed: int):
+        self.chunks, self.seed, self.epoch = chunks, seed, 0
+        self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self.continues_word = _continuation_flags(tokenizer)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's pairs from now on. DataLoader workers copy the dataset as an epoch's iteration starts:
+        set the epoch before that (as `SentenceOrderEpochCallback` does)."""
+        self.epoch = epoch
+        if hasattr(self.chunks, "set_epoch"):  # a streamed dataset's own shuffling
+            self.chunks.set_epoch(epoch)
+
+    def _example(self, chunk: dict) -> dict:
+        tokens = np.asarray(chunk["input_ids"], dtype=np.int32)
+        # A hash of (seed, epoch, the chunk itself) draws the cut and the order: independent of the order chunks come
+        # in and of the DataLoader worker that reads them.
+        key = f"{self.seed} {self.epoch} ".encode() + tokens.tobytes()
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+        segment_a, segment_b, label = _sentence_order_pair(tokens, chunk["line_breaks"], self.continues_word, draw)
+        return _pair_example(segment_a.tolist(), segment_b.tolist(), label, self.cls_id, self.sep_id)
 
 
-def _add_example(examples: dict, segment_a: list[int], segment_b: list[int], label: int, cls_id: int, sep_id: int):
-    examples["input_ids"].append([cls_id, *segment_a, sep_id, *segment_b, sep_id])
-    examples["token_type_ids"].append([0] * (len(segment_a) + 2) + [1] * (len(segment_b) + 1))
-    examples["attention_mask"].append([1] * (len(segment_a) + len(segment_b) + 3))
-    examples["special_tokens_mask"].append([1] + [0] * len(segment_a) + [1] + [0] * len(segment_b) + [1])
-    examples["sentence_order_label"].append(label)
+class SentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.Dataset):
+    """A torch map-style dataset of SOP examples, one per chunk, drawn for the current epoch (`build_sop_dataset`)."""
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, index: int) -> dict:
+        return self._example(self.chunks[index])
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A batch's examples from one read of the chunk table (what a DataLoader asks for)."""
+        rows = self.chunks[indices]
+        return [self._example(dict(zip(rows, values))) for values in zip(*rows.values())]
+
+
+class StreamedSentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.IterableDataset):
+    """`SentenceOrderPairs` over a streamed (`datasets.IterableDataset`) chunk dataset."""
+
+    def __iter__(self) -> Iterator[dict]:
+        return (self._example(chunk) for chunk in self.chunks)
+
+
+def _sentence_order_pair(
+    tokens: np.ndarray, line_breaks, continues_word: np.ndarray, draw: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(segment_a, segment_b, sentence_order_label) of one chunk: cut at a random line break inside it, or, within a
+    single line, at a random word start (any token when the chunk is one word); swapped, label 1, with probability
+    0.5. A + B (swapped back) is always the chunk. `draw` is a random 128-bit number: its low 64 bits pick the cut,
+    bit 64 the order."""
+    cuts = np.asarray(line_breaks, dtype=np.int64)
+    if len(cuts) == 0:
+        cuts = np.flatnonzero(~continues_word[tokens[1:]]) + 1
+    if len(cuts) == 0:
+        cuts = np.arange(1, len(tokens))
+    cut = int(cuts[(draw & (2**64 - 1)) % len(cuts)])
+    segment_a, segment_b = tokens[:cut], tokens[cut:]
+    if draw >> 64 & 1:
+        return segment_b, segment_a, 1
+    return segment_a, segment_b, 0
+
+
+def _pair_example(segment_a: list[int], segment_b: list[int], label: int, cls_id: int, sep_id: int) -> dict:
+    return {
+        "input_ids": [cls_id, *segment_a, sep_id, *segment_b, sep_id],
+        "token_type_ids": [0] * (len(segment_a) + 2) + [1] * (len(segment_b) + 1),
+        "attention_mask": [1] * (len(segment_a) + len(segment_b) + 3),
+        "special_tokens_mask": [1] + [0] * len(segment_a) + [1] + [0] * len(segment_b) + [1],
+        "sentence_order_label": label,
+    }
+
+
+class SentenceOrderEpochCallback(TrainerCallback):
+    """Tells `build_sop_dataset` datasets the epoch as each one begins, so that their pairs are drawn anew every epoch.
+
+    A resumed run is told the epoch it resumes in, before its DataLoader starts (and copies the dataset into its
+    workers), so it sees the pairs the uninterrupted run saw. DataLoader workers kept across epochs
+    (`dataloader_persistent_workers`) would keep the first epoch's copy, so they are refused.
+    """
+
+    def __init__(self, *datasets: _SentenceOrderPairs):
+        self.datasets = datasets
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if args.dataloader_persistent_workers and args.dataloader_num_workers > 0:
+            raise ValueError(
+                "dataloader_persistent_workers=True keeps the DataLoader workers' copy of the sentence-order dataset "
+                "from the first epoch, so its pairs would not change between epochs; set it to False"
+            )
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        for dataset in self.datasets:
+            dataset.set_epoch(math.floor(state.epoch))
 
 
 # ----------------------------------------------------------------------------
@@ -392,11 +533,13 @@ def _add_example(examples: dict, segment_a: list[int], segment_b: list[int], lab
 
 @dataclass
 class DataCollatorForNgramMLM:
-    """Pad SOP examples into a batch and mask n-grams for MLM, as in ALBERT (paper §4.1).
+    """Pad SOP examples into a batch and mask n-grams of whole words for MLM, as in ALBERT.
 
-    Per sequence, exactly max(1, round(mlm_probability * units)) units are chosen,
-    where the units are the non-special, non-padding tokens (or whole words, see
-    below). They are chosen as n-grams of n = 1..max_ngram units with p(n) ∝ 1/n,
+    ALBERT (Lan et al., 2020, §4.1) masks n-grams of complete words ("White House
+    correspondents"), n <= 3, with p(n) = (1/n) / sum_k 1/k. Here, per sequence,
+    exactly max(1, round(mlm_probability * units)) units are chosen, where the units
+    are the whole words made of non-special, non-padding tokens (or single tokens,
+    see below). They are chosen as n-grams of n = 1..max_ngram units with p(n) ∝ 1/n,
     never crossing a special token or padding:
     - span lengths are drawn first and redrawn until they sum exactly to the budget.
       That condition alone would favour short spans (a long span has fewer ways to
@@ -406,12 +549,18 @@ class DataCollatorForNgramMLM:
       among the starts whose span overlaps no chosen unit (if none is left for n
       units in a row, the span is split in two).
     Chosen tokens become [MASK] (80%), a random non-special token (10%) or stay
-    unchanged (10%); `labels` holds their original ids and -100 elsewhere.
+    unchanged (10%); `labels` holds their original ids and -100 elsewhere. A sequence
+    with nothing to mask (only special tokens, e.g. text the vocabulary only knows as
+    [UNK]) gets no labels.
 
-    whole_word_masking: a unit is a whole word: a token continues the previous word
-    when it starts with "##" (WordPiece), or when it lacks a "▁"/"Ġ" word-start
-    marker (SentencePiece, byte-level BPE); the convention is read from the vocab.
-    The budget then counts words, so about 15% of tokens are masked on average.
+    whole_word_masking (default, as ALBERT's create_pretraining_data): a unit is a
+    whole word: a token continues the previous word when it starts with "##"
+    (WordPiece), or when it lacks a "▁"/"Ġ" word-start marker (SentencePiece,
+    byte-level BPE); the convention is read from the vocab. A word is a token and all
+    the continuation pieces after it, so a piece is never masked without its head and
+    the rest of its word. The budget counts words, so about 15% of tokens are masked
+    on average (ALBERT's script counts tokens, and skips an n-gram that would overrun
+    it). whole_word_masking=False makes every token a unit (sub-word n-grams).
 
     The batch has input_ids, attention_mask, labels, and token_type_ids and
     sentence_order_label when the examples have them. `special_tokens_mask` is read
@@ -442,7 +591,7 @@ class DataCollatorForNgramMLM:
     tokenizer: PreTrainedTokenizerBase
     mlm_probability: float = 0.15
     max_ngram: int = 3
-    whole_word_masking: bool = False
+    whole_word_masking: bool = True
     pad_to_multiple_of: int | None = None
     seed: int | None = None
     return_spans: bool = False
@@ -540,9 +689,9 @@ class DataCollatorForNgramMLM:
 
     def _choose_spans(self, ids: np.ndarray, candidates: np.ndarray, rng: np.random.Generator):
         """(start, end, n) token positions of the n-grams chosen in one sequence."""
-        unit_starts, unit_ends, unit_runs = _maskable_units(ids, candidates, self._continues_word)
-        if len(unit_starts) == 0:
+        if not candidates.any():  # nothing to mask: the sequence gets no labels
             return []
+        unit_starts, unit_ends, unit_runs = _maskable_units(ids, candidates, self._continues_word)
         budget = max(1, round(self.mlm_probability * len(unit_starts)))
         lengths = _draw_span_lengths(budget, self.max_ngram, rng)
         spans = _place_spans(lengths, unit_runs, rng)
@@ -589,7 +738,7 @@ def _continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
 
 
 def _maskable_units(ids: np.ndarray, candidates: np.ndarray, continues_word: np.ndarray | None):
-    """Split the candidate positions into units (tokens, or whole words when `continues_word` is given).
+    """Split the candidate positions (at least one) into units (tokens, or whole words when `continues_word` is given).
 
     Returns each unit's first position, its end (one past its last position), and the
     id of its run of adjacent candidates: n-grams stay inside one run, so they never

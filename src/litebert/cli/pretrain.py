@@ -23,7 +23,13 @@ from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments
 
 from .. import LiteBertConfig, LiteBertForPreTraining
 from ..default_corpus import write_docstring_corpus
-from ..pretraining_data import DataCollatorForNgramMLM, build_sop_dataset, check_max_seq_length, load_documents
+from ..pretraining_data import (
+    DataCollatorForNgramMLM,
+    SentenceOrderEpochCallback,
+    build_sop_dataset,
+    check_max_seq_length,
+    load_documents,
+)
 from ..tokenization import (
     RARE_WORDS_FILE,
     RareWordVocabulary,
@@ -82,7 +88,9 @@ class DataArguments:
     short_seq_prob: float = 0.1
     mlm_probability: float = 0.15
     max_ngram: int = 3
-    whole_word_masking: bool = False
+    whole_word_masking: bool = field(
+        default=True, metadata={"help": "mask n-grams of whole words, as ALBERT; false: n-grams of word pieces"}
+    )
     preprocessing_num_workers: int | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -170,7 +178,7 @@ def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: in
         documents, held_out = split["train"], split["test"]
 
     def examples(docs, limit, split_seed):
-        dataset = build_sop_dataset(
+        return build_sop_dataset(
             docs,
             tokenizer,
             max_seq_length=data_args.max_seq_length,
@@ -178,10 +186,8 @@ def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: in
             seed=split_seed,
             num_proc=data_args.preprocessing_num_workers,
             max_position_embeddings=max_position_embeddings,
+            max_examples=limit,
         )
-        if limit is not None:
-            dataset = dataset.take(limit) if data_args.streaming else dataset.select(range(min(limit, len(dataset))))
-        return dataset
 
     return examples(documents, data_args.max_train_samples, seed), examples(held_out, data_args.max_eval_samples, seed + 1)
 
@@ -263,6 +269,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         data_collator=collator,
         preprocess_logits_for_metrics=reduce_pretraining_logits,
     )
+    trainer.add_callback(SentenceOrderEpochCallback(train_dataset))  # new SOP pairs every epoch; eval pairs stay fixed
 
     results = {"world_size": training_args.world_size}
     initial_log = []
