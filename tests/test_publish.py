@@ -24,8 +24,31 @@ from litebert import LiteBertForSequenceClassification
 from litebert.cli import glue, publish
 from litebert.hub_cards import check_model_card
 from litebert.parameters import parameter_counts
-from litebert.remote_code import classify_without_litebert
+from litebert.remote_code import run_script_without_litebert
 from litebert.trainer_callbacks import add_litebert_callbacks
+
+_TEXT_CLASSIFICATION = """
+import json, sys
+sys.modules["litebert"] = None
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+folder, sentences = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+with torch.no_grad():
+    logits = model(**tokenizer(sentences, padding=True, return_tensors="pt")).logits
+classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
+print(json.dumps({"class": type(model).__module__ + "." + type(model).__name__, "logits": logits.tolist(),
+                  "labels": [prediction["label"] for prediction in classify(sentences)]}))
+"""
+
+
+def classify_without_litebert(folder: str | Path, sentences: list[str]) -> dict:
+    """Load `folder` as stock transformers users do (AutoTokenizer, AutoModelForSequenceClassification with
+    `trust_remote_code=True`) in a process that cannot import litebert; return the loaded class name, the logits
+    for `sentences` (padded as one batch) and `pipeline("text-classification")`'s labels."""
+    return json.loads(run_script_without_litebert(_TEXT_CLASSIFICATION, "text classification", folder, json.dumps(sentences)))
+
 
 SENTENCES = ["The cat sat on the mat.", "Paris is the capital of France, a country in Europe."]
 DRY_RUN_DONE = "Dry run: nothing was uploaded and the folder was not changed"

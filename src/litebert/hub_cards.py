@@ -26,23 +26,9 @@ CARD_NAME = "README.md"
 RUN_INFO_NAME = "litebert_run.json"
 USAGE_HEADING = "## How to use"
 
-PIPELINE_TAGS = {
-    "LiteBertModel": "feature-extraction",
-    "LiteBertForPreTraining": "fill-mask",
-    "LiteBertForMaskedLM": "fill-mask",
-    "LiteBertForSequenceClassification": "text-classification",
-    "LiteBertForTokenClassification": "token-classification",
-    "LiteBertForQuestionAnswering": "question-answering",
-    "LiteBertForMultipleChoice": "multiple-choice",
-}
-AUTO_CLASS_OF_PIPELINE = {
-    "feature-extraction": "AutoModel",
-    "fill-mask": "AutoModelForMaskedLM",
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "multiple-choice": "AutoModelForMultipleChoice",
-}
+PIPELINE_TAGS = modeling_litebert.PIPELINE_TAGS  # head class name -> Hub pipeline tag
+# the Auto class a card's usage snippet loads for its pipeline tag (pretraining folders load as masked LMs)
+AUTO_CLASS_OF_PIPELINE = {tag: auto for _, auto, tag in modeling_litebert.HEADS if auto != "AutoModelForPreTraining"}
 GLUE_DISPLAY_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
                       "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
 # our metric names -> the Hub's metric ids
@@ -222,9 +208,9 @@ def build_model_card(
 
 def architecture_tags(config: LiteBertConfig) -> list[str]:
     tags = ["litebert", "albert"]
-    if config.position_embedding_type == "tupe":
+    if config.uses_tupe:
         tags.append("tupe")
-        if config.relative_attention_num_buckets > 0:
+        if config.uses_relative_positions:
             tags.append("tupe-r")
     if tnf_in_pretraining(config):
         tags.append("tnf")
@@ -316,9 +302,9 @@ def _summary(config: LiteBertConfig, task: str | None, pipeline_tag: str) -> str
     traits = []
     if config.embedding_size != config.hidden_size:
         traits.append(f"factorized embeddings (E={config.embedding_size}, H={config.hidden_size})")
-    if config.sharing != "none":
+    if config.shares_attention or config.shares_feed_forward:
         traits.append(f"cross-layer sharing ({config.sharing})")
-    if config.position_embedding_type == "tupe":
+    if config.uses_tupe:
         traits.append("untied positional attention (TUPE)")
     listed = ", ".join(traits[:-1]) + " and " + traits[-1] if len(traits) > 1 else "".join(traits)
     kind = f"An ALBERT-style encoder with {listed}" if traits else "A BERT-shaped encoder"
@@ -340,10 +326,10 @@ def task_display_name(task: str) -> str:
 def _architecture_table(config: LiteBertConfig) -> str:
     groups = config.num_hidden_groups
     sharing = f"{config.sharing}" + (f" ({groups} groups of {config.layers_per_group} layers)" if groups > 1 else "")
-    if config.position_embedding_type == "tupe":
+    if config.uses_tupe:
         positions = "TUPE (untied positional attention, shared by all layers)"
         positions += "; [CLS] untied" if config.tupe_untie_cls else ""
-        if config.relative_attention_num_buckets > 0:
+        if config.uses_relative_positions:
             positions += (f"; TUPE-R relative bias ({config.relative_attention_num_buckets} buckets, max distance "
                           f"{config.relative_attention_max_distance})")
     else:
@@ -423,7 +409,7 @@ def _limitations(config: LiteBertConfig, task: str | None) -> str:
         notes.append("A pretrained encoder: fine-tune it before using it for a downstream task.")
     else:
         notes.append("The results above are on the validation split named; they were not tuned on a test set.")
-    if config.position_embedding_type == "tupe":
+    if config.uses_tupe:
         notes.append("TUPE attention needs the eager, sdpa or flex attention implementation; flash attention is "
                      "refused because it cannot add the positional term.")
     notes.append(f"Inputs longer than {config.max_position_embeddings} tokens must be truncated or split.")

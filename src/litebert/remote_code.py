@@ -67,7 +67,7 @@ print(json.dumps([[(p["token_str"], round(p["score"], 3)) for p in fill_mask(s)]
 def fill_mask_without_litebert(folder: str | Path, sentences: list[str]) -> list[list[tuple[str, float]]]:
     """Top-3 `pipeline("fill-mask")` predictions for each sentence, computed in a process that cannot import
     litebert (stock transformers with `trust_remote_code=True`)."""
-    return json.loads(_run_without_litebert(_FILL_MASK, "fill-mask", folder, json.dumps(sentences)))
+    return json.loads(run_script_without_litebert(_FILL_MASK, "fill-mask", folder, json.dumps(sentences)))
 
 
 _IMPORT_CHECK = """
@@ -87,10 +87,10 @@ print("ok")
 def check_loads_without_litebert(folder: str | Path) -> None:
     """Import every class the folder's auto_map names, and its tokenizer, in a process that cannot import litebert;
     raises RuntimeError with that process's error output when something is missing."""
-    _run_without_litebert(_IMPORT_CHECK, "importing the auto_map classes", folder)
+    run_script_without_litebert(_IMPORT_CHECK, "importing the auto_map classes", folder)
 
 
-def _run_without_litebert(script: str, what: str, folder: str | Path, *arguments: str) -> str:
+def run_script_without_litebert(script: str, what: str, folder: str | Path, *arguments: str) -> str:
     """Run `script` on `folder` in an isolated interpreter (where it blocks `import litebert`); its last output
     line."""
     with tempfile.TemporaryDirectory() as work_dir:
@@ -98,26 +98,3 @@ def _run_without_litebert(script: str, what: str, folder: str | Path, *arguments
     if result.returncode != 0:
         raise RuntimeError(f"{what} on {folder} without litebert failed:\n{result.stderr[-4000:]}")
     return result.stdout.strip().splitlines()[-1]
-
-
-_TEXT_CLASSIFICATION = """
-import json, sys
-sys.modules["litebert"] = None
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-folder, sentences = sys.argv[1], json.loads(sys.argv[2])
-tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
-with torch.no_grad():
-    logits = model(**tokenizer(sentences, padding=True, return_tensors="pt")).logits
-classify = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
-print(json.dumps({"class": type(model).__module__ + "." + type(model).__name__, "logits": logits.tolist(),
-                  "labels": [prediction["label"] for prediction in classify(sentences)]}))
-"""
-
-
-def classify_without_litebert(folder: str | Path, sentences: list[str]) -> dict:
-    """Load `folder` as stock transformers users do (AutoTokenizer, AutoModelForSequenceClassification with
-    `trust_remote_code=True`) in a process that cannot import litebert; return the loaded class name, the logits
-    for `sentences` (padded as one batch) and `pipeline("text-classification")`'s labels."""
-    return json.loads(_run_without_litebert(_TEXT_CLASSIFICATION, "text classification", folder, json.dumps(sentences)))
