@@ -12,9 +12,15 @@ POSITION_EMBEDDING_TYPES = ("absolute", "tupe")
 _ALBERT = dict(embedding_size=128, sharing="all", hidden_act="gelu_new")
 _BERT = dict(sharing="none", hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
 PRESETS = {
-    "albert-base": dict(_ALBERT, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    "albert-large": dict(_ALBERT, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-    "albert-xlarge": dict(_ALBERT, hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192),
+    "albert-base": dict(
+        _ALBERT, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
+    "albert-large": dict(
+        _ALBERT, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+    ),
+    "albert-xlarge": dict(
+        _ALBERT, hidden_size=2048, num_hidden_layers=24, num_attention_heads=16, intermediate_size=8192
+    ),
     "albert-xxlarge": dict(
         _ALBERT, hidden_size=4096, num_hidden_layers=12, num_attention_heads=64, intermediate_size=16384
     ),
@@ -31,7 +37,12 @@ PRESETS = {
         _BERT, embedding_size=768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
     ),
     "bert-large": dict(
-        _BERT, embedding_size=1024, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+        _BERT,
+        embedding_size=1024,
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
     ),
 }
 
@@ -259,7 +270,7 @@ class LiteBertConfig(PreTrainedConfig):
         _require(self.tnf_window >= 0, "tnf_window", self.tnf_window, ">= 0")
 
 
-def _require(condition: bool, field: str, value, allowed: str):
+def _require(condition: bool, field: str, value: object, allowed: str) -> None:
     if not condition:
         raise ValueError(f"LiteBertConfig: {field}={value!r} is invalid; it must be {allowed}.")
 

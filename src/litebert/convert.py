@@ -13,8 +13,10 @@ Example:
 ```
 """
 
+from collections.abc import Iterable
+
 import torch
-from transformers import AlbertConfig, BertConfig, PreTrainedModel
+from transformers import AlbertConfig, BertConfig, PretrainedConfig, PreTrainedModel
 
 from .configuration_litebert import LiteBertConfig
 from .modeling_litebert import HEADS, LiteBertModel
@@ -143,7 +145,7 @@ def bert_to_litebert(model: PreTrainedModel) -> PreTrainedModel:
     return _build(model, "Bert", config, target, source, head_renames, base_prefix=prefix)
 
 
-def _litebert_config(model, config_class, family: str):
+def _litebert_config(model: PreTrainedModel, config_class: type[PretrainedConfig], family: str) -> None:
     if not isinstance(model, PreTrainedModel) or not isinstance(model.config, config_class):
         raise TypeError(f"Expected a transformers {family} model, got {type(model).__name__}.")
     head = _head_name(model, family)
@@ -158,12 +160,12 @@ def _litebert_config(model, config_class, family: str):
         )
 
 
-def _head_name(model, family: str) -> str:
+def _head_name(model: PreTrainedModel, family: str) -> str:
     name = type(model).__name__
     return name[len(family) :] if name.startswith(family) else name
 
 
-def _common_fields(source_config) -> dict:
+def _common_fields(source_config: PretrainedConfig) -> dict:
     fields = {name: getattr(source_config, name) for name in _SHARED_FIELDS}
     if source_config.id2label is None:
         fields.pop("id2label")
@@ -172,7 +174,7 @@ def _common_fields(source_config) -> dict:
     return fields
 
 
-def _copy(source: dict, src_prefix: str, dst_prefix: str, names) -> dict:
+def _copy(source: dict, src_prefix: str, dst_prefix: str, names: Iterable[str]) -> dict:
     return {dst_prefix + name: source[src_prefix + name] for name in names}
 
 
@@ -202,7 +204,9 @@ def _attention(source: dict, dst: str, projections: str, output: str) -> dict:
 
 def _feed_forward(source: dict, dst: str, ffn: str, ffn_output: str, layer_norm: str) -> dict:
     renames = {"ffn": ffn, "ffn_output": ffn_output, "LayerNorm": layer_norm}
-    return {f"{dst}{new}.{kind}": source[f"{old}.{kind}"] for new, old in renames.items() for kind in ("weight", "bias")}
+    return {
+        f"{dst}{new}.{kind}": source[f"{old}.{kind}"] for new, old in renames.items() for kind in ("weight", "bias")
+    }
 
 
 def _head_state(source: dict, base_prefix: str, head_renames: dict) -> dict:
@@ -222,7 +226,15 @@ def _head_state(source: dict, base_prefix: str, head_renames: dict) -> dict:
     return state
 
 
-def _build(model, family, config, base_state, source, head_renames, base_prefix) -> PreTrainedModel:
+def _build(
+    model: PreTrainedModel,
+    family: str,
+    config: LiteBertConfig,
+    base_state: dict,
+    source: dict,
+    head_renames: dict,
+    base_prefix: str,
+) -> PreTrainedModel:
     """Instantiate the LiteBERT head class and load the converted base and head weights into it."""
     model_class = HEAD_CLASSES[_head_name(model, family)]
     if model_class is LiteBertModel:

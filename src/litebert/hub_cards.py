@@ -10,6 +10,7 @@ from `config.finetuning_task` (set by `litebert-glue`, `litebert-squad`, `litebe
 training command and data from `litebert_run.json`, which every LiteBERT script writes into its output folder.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def _glue_benchmarks(task: str) -> list[Benchmark]:
     name = GLUE_DISPLAY_NAMES[task]
     task_name = "Text Regression" if spec.is_regression else "Text Classification"
 
-    def benchmark(split, prefix, suffix=""):
+    def benchmark(split: str, prefix: str, suffix: str = "") -> Benchmark:
         metrics = tuple((f"{prefix}_{metric}", GLUE_METRIC_TYPES[metric], metric.replace("_", " ").capitalize())
                         for metric in spec.metrics)
         return Benchmark("text-classification", task_name, "nyu-mll/glue", f"GLUE {name}{suffix}", task, split,
@@ -87,7 +88,8 @@ def _pretraining_benchmark(run_info: dict) -> Benchmark:
     files = ", ".join(Path(path).name for path in run_info.get("data_files", [])) or "the default corpus"
     name = run_info.get("dataset_name") or f"held-out documents of {files}"
     return Benchmark("fill-mask", "Masked Language Modeling", dataset, name, None, "held-out",
-                     (("eval_mlm_accuracy", "accuracy", "MLM accuracy"), ("eval_perplexity", "perplexity", "Perplexity"),
+                     (("eval_mlm_accuracy", "accuracy", "MLM accuracy"),
+                      ("eval_perplexity", "perplexity", "Perplexity"),
                       ("eval_sop_accuracy", "accuracy", "SOP accuracy")))
 
 
@@ -417,7 +419,7 @@ def _limitations(config: LiteBertConfig, task: str | None) -> str:
     return "\n".join(f"- {note}" for note in notes)
 
 
-def _markdown_table(header: tuple[str, ...], rows) -> str:
+def _markdown_table(header: tuple[str, ...], rows: Iterable[Iterable]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)

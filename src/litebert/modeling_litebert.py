@@ -6,6 +6,7 @@ its sibling configuration module (relatively).
 
 import copy
 import math
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.pytorch_utils import apply_chunking_to_forward
 from transformers.processing_utils import Unpack
+from transformers.pytorch_utils import apply_chunking_to_forward
 from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
@@ -373,7 +374,7 @@ class LiteBertPreTrainedModel(PreTrainedModel):
     _keys_to_ignore_on_load_unexpected = [r"^predictions\.", r"^sop_classifier\.", r"^notes\."]
 
     @torch.no_grad()
-    def _init_weights(self, module):
+    def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, LiteBertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
@@ -396,14 +397,15 @@ class LiteBertPreTrainedModel(PreTrainedModel):
         if position_bias is None:
             raise ValueError("get_position_attention_bias needs position_embedding_type='tupe'.")
         if not 1 <= seq_len <= self.config.max_position_embeddings:
-            raise ValueError(f"seq_len={seq_len} must be in [1, max_position_embeddings={self.config.max_position_embeddings}].")
+            limit = self.config.max_position_embeddings
+            raise ValueError(f"seq_len={seq_len} must be in [1, max_position_embeddings={limit}].")
         return position_bias(seq_len)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         self.config.auto_map = _full_auto_map()
         super().save_pretrained(save_directory, *args, **kwargs)
 
-    def _upload_modified_files(self, working_dir, repo_id, *args, **kwargs):
+    def _upload_modified_files(self, working_dir: str | os.PathLike, repo_id: str, *args, **kwargs):
         # push_to_hub has just saved the Hub's current card (or a blank template) as README.md: the hooks (the litebert
         # package installs one that writes its own card) may replace it before the upload
         for hook in BEFORE_UPLOAD_HOOKS:
@@ -431,7 +433,14 @@ class LiteBertForPreTrainingOutput(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-def _check_inputs(config: LiteBertConfig, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):
+def _check_inputs(
+    config: LiteBertConfig,
+    input_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+) -> None:
     """Turn the inputs that would fail deep inside torch (or silently misbehave) into clear errors."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
@@ -518,7 +527,8 @@ class LiteBertModel(LiteBertPreTrainedModel):
         if torch.compiler.is_exporting() and self.config._attn_implementation == "flex_attention":
             raise ValueError(
                 "flex_attention is a compiled kernel that torch.export cannot trace; export with "
-                "model.set_attn_implementation('sdpa') (or 'eager'), which computes the same outputs from the same weights."
+                "model.set_attn_implementation('sdpa') (or 'eager'), which computes the same outputs from the same "
+                "weights."
             )
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         padding_mask = attention_mask
@@ -533,7 +543,9 @@ class LiteBertModel(LiteBertPreTrainedModel):
                 position_bias = position_bias.expand(batch_size, -1, -1, -1)
             else:
                 attention_mask, position_bias = _fold_into_mask(position_bias, attention_mask), None
-        capturing = any(kwargs.get(name, getattr(self.config, name)) for name in ("output_hidden_states", "output_attentions"))
+        capturing = any(
+            kwargs.get(name, getattr(self.config, name)) for name in ("output_hidden_states", "output_attentions")
+        )
         packing = TokenPacking.for_batch(self.config, padding_mask, capturing)
         if packing is not None:
             embedding_output = packing.pack(embedding_output)
@@ -548,7 +560,7 @@ class LiteBertModel(LiteBertPreTrainedModel):
 
 def _fold_into_mask(position_bias: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """One additive float mask `[B or 1, heads, L, L]`: the positional term where attention is allowed, the dtype's
-    minimum where the (boolean or additive) padding mask forbids it. Built once per forward pass instead of per layer."""
+    minimum where the (boolean or additive) padding mask forbids it. Built once per forward pass, not per layer."""
     if attention_mask is None:
         return position_bias
     if attention_mask.dtype == torch.bool:
@@ -870,7 +882,7 @@ class LiteBertForMultipleChoice(LiteBertPreTrainedModel):
             )
         num_choices = reference.shape[1]
 
-        def flatten(tensor):
+        def flatten(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.reshape(-1, *tensor.shape[2:])
 
         outputs = self.litebert(

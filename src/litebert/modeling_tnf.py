@@ -31,7 +31,9 @@ class LiteBertNoteDictionary(nn.Module):
         self.seen = nn.Buffer(torch.zeros(config.tnf_num_rare_words, dtype=torch.bool))
 
     @contextmanager
-    def mixed_into(self, embeddings: nn.Module, occurrences: torch.Tensor, labels: torch.Tensor | None) -> Iterator[None]:
+    def mixed_into(
+        self, embeddings: nn.Module, occurrences: torch.Tensor, labels: torch.Tensor | None
+    ) -> Iterator[None]:
         """Within the block, the output of `embeddings` has the notes of `occurrences` mixed in, except occurrences
         with a prediction target among their tokens: a note describes its word, so it would give the answer away."""
         if labels is not None:
@@ -48,13 +50,16 @@ class LiteBertNoteDictionary(nn.Module):
         weight, notes = weight.to(embedding_output.dtype), notes.to(embedding_output.dtype)
         return (1 - weight) * embedding_output + weight * notes
 
-    def token_notes(self, occurrences: torch.Tensor, batch_size: int, seq_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_notes(
+        self, occurrences: torch.Tensor, batch_size: int, seq_length: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token mixing weight (lambda where a seen rare word sits, else 0), `[B, L, 1]`, and notes `[B, L, H]`."""
         occurrences = occurrences[self.seen[occurrences[:, 3]]]
         batch_index, start, end, word = occurrences.unbind(1)
         lengths = end - start + 1
         rows = batch_index.repeat_interleave(lengths)
-        offsets = torch.arange(int(lengths.sum()), device=start.device) - (lengths.cumsum(0) - lengths).repeat_interleave(lengths)
+        starts_in_flat = (lengths.cumsum(0) - lengths).repeat_interleave(lengths)
+        offsets = torch.arange(int(lengths.sum()), device=start.device) - starts_in_flat
         columns = start.repeat_interleave(lengths) + offsets
         weight = self.notes.new_zeros(batch_size, seq_length, 1)
         notes = self.notes.new_zeros(batch_size, seq_length, self.notes.shape[1])
@@ -63,7 +68,9 @@ class LiteBertNoteDictionary(nn.Module):
         return weight, notes
 
     @torch.no_grad()
-    def update(self, occurrences: torch.Tensor, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None):
+    def update(
+        self, occurrences: torch.Tensor, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
         """note <- (1 - gamma) note + gamma c (first sighting: note <- c), c the mean last-layer output over each
         occurrence's window, averaged over a word's occurrences in the batch, and across data-parallel ranks."""
         batch_index, start, end, word = occurrences.unbind(1)
@@ -87,7 +94,13 @@ def without_prediction_targets(occurrences: torch.Tensor, labels: torch.Tensor) 
     return occurrences[targets_inside == 0]
 
 
-def _window_means(hidden_states, attention_mask, batch_index, first, last) -> torch.Tensor:
+def _window_means(
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    batch_index: torch.Tensor,
+    first: torch.Tensor,
+    last: torch.Tensor,
+) -> torch.Tensor:
     """Mean of `hidden_states[b, first..last]` (clipped to the sequence, padding excluded) for each row's window,
     from running sums (float64, so the differences lose nothing) instead of gathering every window."""
     batch_size, seq_length, _ = hidden_states.shape

@@ -27,7 +27,8 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     effective_encoder = 0
     for group in base.encoder.groups:
         effective_encoder += sum(_numel(block) for block in group.attention) * applications // len(group.attention)
-        effective_encoder += sum(_numel(block) for block in group.feed_forward) * applications // len(group.feed_forward)
+        feed_forward = sum(_numel(block) for block in group.feed_forward)
+        effective_encoder += feed_forward * applications // len(group.feed_forward)
     return {
         "total": total,
         "embedding": embedding,

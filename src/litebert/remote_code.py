@@ -31,7 +31,9 @@ print(type(model).__module__ + "." + type(model).__name__)
 """
 
 
-def run_without_litebert(folder: str | Path, auto_class: str, inputs: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
+def run_without_litebert(
+    folder: str | Path, auto_class: str, inputs: dict[str, torch.Tensor]
+) -> tuple[str, torch.Tensor]:
     """Load `folder` with `transformers.<auto_class>` in a process that cannot import litebert, run `inputs`.
 
     Returns the loaded class's qualified name and the model's first output (logits or last hidden state).
