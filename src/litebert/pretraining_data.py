@@ -34,7 +34,7 @@ from datasets.exceptions import DatasetGenerationError
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from .tasks.io import DataFormatError
-from .tokenization import RareWordVocabulary, check_special_tokens, utf8_error
+from .tokenization import RareWordVocabulary, check_special_tokens, continuation_flags, utf8_error
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ MIN_SEQ_LENGTH = 5  # [CLS] a [SEP] b [SEP]: one token per segment
 # Of the tokens chosen for MLM: 80% become [MASK], 10% a random token, 10% stay as they are.
 MASK_REPLACE_PROB = 0.8
 RANDOM_REPLACE_PROB = 0.1
-WORD_START_MARKERS = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the first piece of a word
 
 # ----------------------------------------------------------------------------
 # reading documents
@@ -355,7 +354,7 @@ def build_sop_chunks(
     make_chunks = functools.partial(
         _chunk_examples,
         tokenizer=tokenizer,
-        continues_word=_continuation_flags(tokenizer),
+        continues_word=continuation_flags(tokenizer),
         max_num_tokens=max_seq_length - 3,
         short_seq_prob=short_seq_prob,
         seed=seed,
@@ -434,7 +433,7 @@ class _SentenceOrderPairs:
     def __init__(self, chunks: Dataset | IterableDataset, tokenizer: PreTrainedTokenizerBase, seed: int):
         self.chunks, self.seed, self.epoch = chunks, seed, 0
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-        self.continues_word = _continuation_flags(tokenizer)
+        self.continues_word = continuation_flags(tokenizer)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's pairs from now on. DataLoader workers copy the dataset as an epoch's iteration starts:
@@ -606,7 +605,7 @@ class DataCollatorForNgramMLM:
         self._special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)))
         vocab_ids = np.arange(len(self.tokenizer))
         self._random_ids = vocab_ids[~np.isin(vocab_ids, self._special_ids)]
-        word_flags = _continuation_flags(self.tokenizer) if self.whole_word_masking or self.rare_words else None
+        word_flags = continuation_flags(self.tokenizer) if self.whole_word_masking or self.rare_words else None
         self._continues_word = word_flags if self.whole_word_masking else None
         self._rare_word_finder = None
         if self.rare_words:
@@ -725,16 +724,6 @@ class RareWordFinder:
                 if word_id is not None:
                     found.append((row, begin, end - 1, word_id))
         return np.array(found, dtype=np.int64).reshape(-1, 4)
-
-
-def _continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
-    """For each token id, whether that token continues the previous word."""
-    tokens = [token or "" for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
-    wordpiece = sum(token.startswith("##") for token in tokens)
-    marked_starts = sum(token.startswith(WORD_START_MARKERS) for token in tokens)
-    if wordpiece > marked_starts:
-        return np.array([token.startswith("##") for token in tokens])
-    return np.array([not token.startswith(WORD_START_MARKERS) for token in tokens])
 
 
 def _maskable_units(ids: np.ndarray, candidates: np.ndarray, continues_word: np.ndarray | None):

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
@@ -34,6 +35,7 @@ SCORE_DECIMALS = 5
 
 # What MLM + sentence-order-prediction pretraining needs from a tokenizer.
 REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "mask_token", "pad_token", "unk_token")
+WORD_START_MARKERS = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the first piece of a word
 
 
 def train_tokenizer(
@@ -241,6 +243,17 @@ def _special_token_id(tokenizer: PreTrainedTokenizerBase, name: str) -> int | No
     if getattr(tokenizer, name) is None:
         return None
     return getattr(tokenizer, f"{name}_id")
+
+
+def continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """For each token id, whether that token continues the previous word: it starts with "##" (WordPiece), or lacks
+    a "▁"/"Ġ" word-start marker (SentencePiece, byte-level BPE); which convention is read from the vocab."""
+    tokens = [token or "" for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    wordpiece = sum(token.startswith("##") for token in tokens)
+    marked_starts = sum(token.startswith(WORD_START_MARKERS) for token in tokens)
+    if wordpiece > marked_starts:
+        return np.array([token.startswith("##") for token in tokens])
+    return np.array([not token.startswith(WORD_START_MARKERS) for token in tokens])
 
 
 # ----------------------------------------------------------------------------
