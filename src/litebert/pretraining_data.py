@@ -34,7 +34,8 @@ from datasets.exceptions import DatasetGenerationError
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from .tasks.io import DataFormatError
-from .tokenization import RareWordVocabulary, check_special_tokens, continuation_flags, utf8_error
+from .tnf_data import RareWordFinder, RareWordVocabulary
+from .tokenization import check_special_tokens, continuation_flags, utf8_error
 
 logger = logging.getLogger(__name__)
 
@@ -695,35 +696,6 @@ class DataCollatorForNgramMLM:
         lengths = _draw_span_lengths(budget, self.max_ngram, rng)
         spans = _place_spans(lengths, unit_runs, rng)
         return sorted((int(unit_starts[u]), int(unit_ends[u + n - 1]), n) for u, n in spans)
-
-
-class RareWordFinder:
-    """Finds whole-word occurrences of a `RareWordVocabulary`'s words in batches of token ids.
-
-    Each sequence is cut into words (a word starts at every piece that does not continue the previous one, and at
-    and after special tokens); a word is an occurrence when its pieces are exactly a rare word's pieces.
-    """
-
-    def __init__(self, vocabulary: RareWordVocabulary, continues_word: np.ndarray, special_ids: np.ndarray):
-        self.word_ids = {tuple(pieces): word_id for word_id, pieces in enumerate(vocabulary.token_ids)}
-        self.continues_word = continues_word.copy()
-        self.is_special = np.zeros(len(continues_word), dtype=bool)
-        self.is_special[special_ids] = True
-
-    def find(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """`(num_occurrences, 4)` rows (batch_index, start, end inclusive, word_id)."""
-        starts_word = ~self.continues_word[input_ids] | self.is_special[input_ids]
-        starts_word[:, 1:] |= self.is_special[input_ids[:, :-1]]
-        starts_word[:, 0] = True
-        found = []
-        for row, (ids, starts, length) in enumerate(zip(input_ids, starts_word, attention_mask.sum(1))):
-            boundaries = np.r_[np.flatnonzero(starts[:length]), length].tolist()
-            ids = ids.tolist()
-            for begin, end in zip(boundaries[:-1], boundaries[1:]):
-                word_id = self.word_ids.get(tuple(ids[begin:end]))
-                if word_id is not None:
-                    found.append((row, begin, end - 1, word_id))
-        return np.array(found, dtype=np.int64).reshape(-1, 4)
 
 
 def _maskable_units(ids: np.ndarray, candidates: np.ndarray, continues_word: np.ndarray | None):
