@@ -134,6 +134,7 @@ class RareWordFinder:
 
     Each sequence is cut into words (a word starts at every piece that does not continue the previous one, and at
     and after special tokens); a word is an occurrence when its pieces are exactly a rare word's pieces.
+    `continues_word` is the tokenizer's `tokenization.continuation_flags`.
     """
 
     def __init__(self, vocabulary: RareWordVocabulary, continues_word: np.ndarray, special_ids: np.ndarray):

@@ -6,9 +6,12 @@ tokens and ids:
 
     <pad>=0  <unk>=1  [CLS]=2  [SEP]=3  [MASK]=4
 
-`litebert.pretraining_data` only uses a tokenizer's public API and its special
-token ids, so any fast tokenizer that passes `check_special_tokens` (e.g. a BERT
-WordPiece one) works there as well.
+The pretraining data steps (`litebert.documents`, `litebert.sentence_order`,
+`litebert.masking`) only use a tokenizer's public API, its special token ids and
+`continuation_flags` (where words start, read from the vocab), so any fast tokenizer
+that passes `check_special_tokens` (e.g. a BERT WordPiece one) works there as well.
+TNF's rare-word vocabulary lives in `litebert.tnf_data` (its names are importable
+from here too).
 """
 
 import json
