@@ -40,7 +40,8 @@ def count_words(documents, tokenizer: PreTrainedTokenizerBase, num_proc: int | N
     `datasets.map` with `num_proc` processes, or streamed when `documents` is an `IterableDataset`."""
 
     def batch_counts(batch):
-        counts = Counter(word for lines in batch["lines"] for line in lines for word in tokenizer_words(tokenizer, line))
+        lines = (line for document in batch["lines"] for line in document)
+        counts = Counter(word for line in lines for word in tokenizer_words(tokenizer, line))
         return {"word": [list(counts)], "count": [list(counts.values())]}
 
     map_kwargs = {"batched": True, "batch_size": 256, "remove_columns": ["lines"]}
