@@ -263,7 +263,7 @@ class LiteBertConfig(PreTrainedConfig):
                 self.tnf_num_rare_words > 0,
                 "tnf_num_rare_words",
                 self.tnf_num_rare_words,
-                "> 0 when tnf_enabled=True (build a rare-word vocabulary first: litebert.tokenization)",
+                "> 0 when tnf_enabled=True (build a rare-word vocabulary first: litebert.tnf_data)",
             )
         _require(0.0 < self.tnf_note_weight < 1.0, "tnf_note_weight", self.tnf_note_weight, "in (0, 1)")
         _require(0.0 < self.tnf_momentum <= 1.0, "tnf_momentum", self.tnf_momentum, "in (0, 1]")

@@ -6,21 +6,30 @@ tokens and ids:
 
     <pad>=0  <unk>=1  [CLS]=2  [SEP]=3  [MASK]=4
 
-`litebert.pretraining_data` only uses a tokenizer's public API and its special
-token ids, so any fast tokenizer that passes `check_special_tokens` (e.g. a BERT
-WordPiece one) works there as well.
+The pretraining data steps (`litebert.documents`, `litebert.sentence_order`,
+`litebert.masking`) only use a tokenizer's public API, its special token ids and
+`continuation_flags` (where words start, read from the vocab), so any fast tokenizer
+that passes `check_special_tokens` (e.g. a BERT WordPiece one) works there as well.
+TNF's rare-word vocabulary lives in `litebert.tnf_data` (its names are importable
+from here too).
 """
 
 import json
 import os
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from .tasks.io import DataFormatError
+from .tnf_data import (  # noqa: F401  TNF's rare-word vocabulary moved to tnf_data; older imports keep working
+    RARE_WORDS_FILE,
+    RareWordVocabulary,
+    build_rare_word_vocabulary,
+    count_words,
+    tokenizer_words,
+)
 
 PAD, UNK, CLS, SEP, MASK = "<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -34,6 +43,7 @@ SCORE_DECIMALS = 5
 
 # What MLM + sentence-order-prediction pretraining needs from a tokenizer.
 REQUIRED_SPECIAL_TOKENS = ("cls_token", "sep_token", "mask_token", "pad_token", "unk_token")
+WORD_START_MARKERS = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the first piece of a word
 
 
 def train_tokenizer(
@@ -243,112 +253,12 @@ def _special_token_id(tokenizer: PreTrainedTokenizerBase, name: str) -> int | No
     return getattr(tokenizer, f"{name}_id")
 
 
-# ----------------------------------------------------------------------------
-# rare-word vocabulary for TNF (Taking Notes on the Fly)
-
-RARE_WORDS_FILE = "rare_words.json"
-
-
-def tokenizer_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
-    """The words of `text` as the tokenizer itself splits them (its normalizer, then its pre-tokenizer), so that a
-    word's pieces are exactly what the tokenizer produces for it in running text."""
-    backend = tokenizer.backend_tokenizer
-    if backend.normalizer is not None:
-        text = backend.normalizer.normalize_str(text)
-    if backend.pre_tokenizer is None:
-        return text.split()
-    return [word for word, _ in backend.pre_tokenizer.pre_tokenize_str(text)]
-
-
-def count_words(documents, tokenizer: PreTrainedTokenizerBase, num_proc: int | None = None) -> Counter:
-    """Word frequencies over a documents dataset (column "lines", see `pretraining_data.load_documents`); batched
-    `datasets.map` with `num_proc` processes, or streamed when `documents` is an `IterableDataset`."""
-
-    def batch_counts(batch):
-        counts = Counter(word for lines in batch["lines"] for line in lines for word in tokenizer_words(tokenizer, line))
-        return {"word": [list(counts)], "count": [list(counts.values())]}
-
-    map_kwargs = {"batched": True, "batch_size": 256, "remove_columns": ["lines"]}
-    if num_proc is not None and hasattr(documents, "__len__"):
-        map_kwargs["num_proc"] = num_proc
-        map_kwargs["desc"] = "Counting words"
-    totals = Counter()
-    for row in documents.map(batch_counts, **map_kwargs):
-        totals.update(dict(zip(row["word"], row["count"])))
-    return totals
-
-
-@dataclass
-class RareWordVocabulary:
-    """The rare words TNF keeps notes for: word i has note i, and `token_ids[i]` are its pieces."""
-
-    words: list[str]
-    counts: list[int]
-    token_ids: list[list[int]]
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def save(self, folder: str | os.PathLike) -> str:
-        path = os.path.join(folder, RARE_WORDS_FILE)
-        entries = [{"word": w, "count": c, "token_ids": t} for w, c, t in zip(self.words, self.counts, self.token_ids)]
-        with open(path, "w", encoding="utf-8") as file:
-            json.dump(entries, file, ensure_ascii=False, indent=0)
-        return path
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> "RareWordVocabulary":
-        path = os.path.join(folder, RARE_WORDS_FILE)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"No rare-word vocabulary at {path}: build one with build_rare_word_vocabulary.")
-        with open(path, encoding="utf-8") as file:
-            entries = json.load(file)
-        for index, entry in enumerate(entries):
-            if set(entry) != {"word", "count", "token_ids"} or not entry["token_ids"]:
-                raise ValueError(f"{path}: entry {index} is malformed: {entry!r}")
-        return cls([e["word"] for e in entries], [e["count"] for e in entries], [e["token_ids"] for e in entries])
-
-
-def build_rare_word_vocabulary(
-    word_counts: Counter,
-    tokenizer: PreTrainedTokenizerBase,
-    min_count: int = 10,
-    max_count: int = 100,
-    top_n: int | None = None,
-) -> RareWordVocabulary:
-    """Select rare words from corpus counts and map each to its pieces.
-
-    Count bounds: words seen between `min_count` and `max_count` times (inclusive). The TNF paper's 16 GB corpus used
-    roughly 100 to 500; a corpus of a few MB has far fewer repetitions, hence the lower defaults. With `top_n`, the
-    `top_n` rarest words seen at least `min_count` times instead (`max_count` ignored). Only words with a letter
-    count (numbers and punctuation are left out), and words that are a single special or unknown piece are skipped:
-    a note for them would be a note for every unknown word.
-    """
-    if min_count < 1:
-        raise ValueError(f"min_count={min_count} must be >= 1")
-    if top_n is None and max_count < min_count:
-        raise ValueError(f"max_count={max_count} must be >= min_count={min_count}")
-    candidates = [
-        (count, word)
-        for word, count in word_counts.items()
-        if count >= min_count and any(character.isalpha() for character in word)
-    ]
-    if top_n is None:
-        candidates = [(count, word) for count, word in candidates if count <= max_count]
-    candidates.sort()
-    if top_n is not None:
-        candidates = candidates[:top_n]
-    special_ids = set(tokenizer.all_special_ids)
-    model = tokenizer.backend_tokenizer.model
-    words, counts, token_ids = [], [], []
-    for count, word in candidates:
-        pieces = [token.id for token in model.tokenize(word)]
-        if pieces and not (len(pieces) == 1 and pieces[0] in special_ids):
-            words.append(word)
-            counts.append(count)
-            token_ids.append(pieces)
-    if not words:
-        raise ValueError(
-            f"No rare words: no word was seen between {min_count} and {max_count} times; adjust the bounds."
-        )
-    return RareWordVocabulary(words, counts, token_ids)
+def continuation_flags(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """For each token id, whether that token continues the previous word: it starts with "##" (WordPiece), or lacks
+    a "▁"/"Ġ" word-start marker (SentencePiece, byte-level BPE); which convention is read from the vocab."""
+    tokens = [token or "" for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    wordpiece = sum(token.startswith("##") for token in tokens)
+    marked_starts = sum(token.startswith(WORD_START_MARKERS) for token in tokens)
+    if wordpiece > marked_starts:
+        return np.array([token.startswith("##") for token in tokens])
+    return np.array([not token.startswith(WORD_START_MARKERS) for token in tokens])
