@@ -18,6 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from ..hub_cards import CARD_NAME, check_model_card, write_model_card
 from ..remote_code import check_loads_without_litebert
 from ..tasks.io import DataFormatError, read_json_file
+from .common import ArgumentParser, command
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -158,7 +159,7 @@ def _http_error_message(err: HfHubHTTPError, repo_id: str) -> str:
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="litebert-publish", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="litebert-publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a saved LiteBERT model folder (save_pretrained / a script's output_dir)")
     parser.add_argument("--repo-id", "--repo_id", required=True, help="the Hub repository, e.g. your-name/model")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
@@ -179,6 +180,7 @@ def card_options(args: argparse.Namespace) -> dict:
     return {**options, "repo_id": args.repo_id} if options else {}
 
 
+@command("litebert-publish")
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     try:
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         url = upload(args.folder, files, args.repo_id, args.private, args.token, args.commit_message)
     except PublishError as err:
-        raise SystemExit(f"litebert-publish: {err}") from None
+        raise SystemExit(str(err)) from None
     print(f"Uploaded: {url}")
 
 
