@@ -69,6 +69,9 @@ CASES = {
         "pretrain", ["{pretrain}", "--train_file", "{corpus}", "--tokenizer_name", "{tokenizer}",
                      "--resume_from_checkpoint", "{bert}"],
         "cannot be resumed from: {bert}/trainer_state.json is missing"),
+    "pretrain: damaged model to continue": (
+        "pretrain", ["{pretrain}", "--train_file", "{corpus}", "--model_name_or_path", "{truncated_bert}"],
+        "--model_name_or_path {truncated_bert} cannot be loaded: {truncated_bert}/model.safetensors is truncated"),
     "glue: unknown task": (
         "glue", ["{finetune}", "--task_name", "mnli2", "--do_eval"], "unknown GLUE task 'mnli2'"),
     "glue: task missing": (

@@ -20,7 +20,7 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from ..hub_cards import RUN_INFO_NAME
 from ..trainer_callbacks import TrainingDivergedError, add_litebert_callbacks, replace_pickled_training_args
-from .checkpoints import checkpoint_to_resume, load_finished_checkpoint, reached_max_steps
+from .checkpoints import checkpoint_to_resume, load_finished_checkpoint, model_folder_problem, reached_max_steps
 
 logger = logging.getLogger("litebert")
 
@@ -124,6 +124,14 @@ def check_local_path(flag: str, value: str | None) -> None:
     looks_local = value and (value.startswith(("/", ".", "~")) or value.count("/") > 1)
     if looks_local and not Path(value).expanduser().exists():
         raise SystemExit(f"{flag} {value}: no such folder.")
+
+
+def check_model_folder(flag: str, path: str) -> None:
+    """A local model folder given by `flag` exists and its config and safetensors weights are readable."""
+    check_local_path(flag, path)
+    problem = model_folder_problem(path) if Path(path).is_dir() else None
+    if problem:
+        raise SystemExit(f"{flag} {path} cannot be loaded: {problem}.")
 
 
 def setup_logging(training_args: TrainingArguments) -> None:

@@ -24,8 +24,7 @@ from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
 
 from ..convert import HEAD_CLASSES
 from ..pretraining_data import check_max_seq_length
-from .checkpoints import model_folder_problem
-from .common import check_local_path, logger, parse_dataclass_arguments, write_run_info
+from .common import check_local_path, check_model_folder, logger, parse_dataclass_arguments, write_run_info
 from .convert import CONVERTERS
 
 
@@ -70,12 +69,8 @@ def load_tokenizer(model_args: ModelArguments):
 
 def load_config(model_args: ModelArguments):
     """The config of --model_name_or_path; a local folder's config and safetensors weights are checked readable."""
-    path = model_args.model_name_or_path
-    check_local_path("--model_name_or_path", path)
-    problem = model_folder_problem(path) if Path(path).is_dir() else None
-    if problem:
-        raise SystemExit(f"--model_name_or_path {path} cannot be loaded: {problem}.")
-    return AutoConfig.from_pretrained(path)
+    check_model_folder("--model_name_or_path", model_args.model_name_or_path)
+    return AutoConfig.from_pretrained(model_args.model_name_or_path)
 
 
 def load_model(model_class, model_args: ModelArguments, **config_kwargs):

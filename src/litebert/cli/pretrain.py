@@ -39,6 +39,7 @@ from ..trainer_callbacks import plot_loss_curves
 from .common import (
     build_trainer,
     check_local_path,
+    check_model_folder,
     command,
     command_line,
     logger,
@@ -141,7 +142,8 @@ def utf8_problem(path: str) -> str | None:
 def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None, output_dir: str):
     """The tokenizer given by name, or the one trained on the files (by an earlier run of this command, or now)."""
     check_local_path("--tokenizer_name", model_args.tokenizer_name)
-    check_local_path("--model_name_or_path", model_args.model_name_or_path)
+    if model_args.model_name_or_path:
+        check_model_folder("--model_name_or_path", model_args.model_name_or_path)
     if model_args.tokenizer_name or model_args.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     else:
