@@ -100,9 +100,9 @@ def test_a_run_killed_at_any_moment_and_restarted_ends_like_an_uninterrupted_one
     output_dir = tmp_path / "interrupted"
     command = pretrain_command(output_dir, corpus, tokenizer_folder)
     delays = random.Random(0)
-    # kill points: as the rare-word vocabulary is written, as a checkpoint is being saved, at a random moment of
-    # training, while the final checkpoint and model are saved
-    kill_points = [("rare_words.json", 0.0), ("checkpoint-2", 0.0), ("checkpoint-3", delays.uniform(0.0, 1.5)),
+    # kill points: as the rare-word vocabulary is written, as a checkpoint is being saved, at a random moment of the
+    # next steps (about 50 ms each, saving included), while the final checkpoint and model are saved
+    kill_points = [("rare_words.json", 0.0), ("checkpoint-2", 0.0), ("checkpoint-4", delays.uniform(0.0, 0.1)),
                    (f"checkpoint-{MAX_STEPS}", delays.uniform(0.0, 0.05))]
     killed = [kill_when(start(command, tmp_path / f"killed-{n}.log"), output_dir / name, delay)
               for n, (name, delay) in enumerate(kill_points)]

@@ -95,7 +95,13 @@ def one_line(message: str) -> str:
 
 
 class OneLineUsageErrors:
-    """argparse mixin: a bad command line is reported like every other error, in one line (usage stays in --help)."""
+    """argparse mixin: a bad command line is reported like every other error, in one line (usage stays in --help,
+    which also tells about --debug)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("epilog", f"Errors are reported in one line, with exit status {USAGE_ERROR_STATUS}; add "
+                                    f"{DEBUG_FLAG} to see the traceback.")
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise SystemExit(f"{message} (see --help)")
