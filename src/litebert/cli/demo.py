@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_parameter_table({"demo": parameter_counts(model)}))
     print_before_after(results)
     print(f"\nHub-ready folder {folder}/: " + ", ".join(
-        sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.endswith(".txt"))))
+        sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.endswith(".txt") and p.name[0] != ".")))
     check_fresh_process_reload(folder)
     summary = {name: results[name] for name in results if name.startswith(("initial_eval_", "eval_"))}
     (folder / "demo_summary.json").write_text(json.dumps(summary, indent=2))
