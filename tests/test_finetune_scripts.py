@@ -4,7 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import SHARED_DATA, write_hub_dataset
+from safetensors.torch import load_file
 
 from litebert import LiteBertForSequenceClassification
 from litebert.cli import glue, race, squad
@@ -86,7 +88,7 @@ def test_glue_converts_a_bert_checkpoint(minilm_folder, tmp_path):
 
 def test_glue_rejects_an_unknown_task_listing_the_known_ones(tiny_model, tmp_path):
     with pytest.raises(SystemExit, match="unknown GLUE task 'mnli2'.*cola.*sst2.*rte.*wnli"):
-        glue.main(common_flags(tiny_model, tmp_path, "--task_name", "mnli2", "--do_eval"))
+        glue.load_task("mnli2")
 
 
 SQUAD_FLAGS = ("--max_seq_length", "128", "--doc_stride", "48", "--max_answer_length", "20", "--n_best_size", "5")
@@ -191,5 +193,30 @@ def test_race_reads_a_hub_dataset_name(tiny_model, tmp_path):
 
 
 def test_race_names_a_missing_folder(tiny_model, tmp_path):
+    data_args, race_args = parse_arguments(race.RaceArguments, common_flags(
+        tiny_model, tmp_path, "--data_dir", str(tmp_path), "--do_eval"))[1:3]
     with pytest.raises(SystemExit, match="RACE folder"):
-        race.main(common_flags(tiny_model, tmp_path, "--data_dir", str(tmp_path), "--do_eval"))
+        race.load_split(data_args, race_args, "dev", None, 0)
+
+
+def final_weights(folder) -> dict:
+    return load_file(Path(folder) / "model.safetensors")
+
+
+@pytest.mark.parametrize("script,flags", [
+    (glue, ("--task_name", "rte", "--data_dir", str(GLUE_DATA / "RTE"), "--max_seq_length", "64")),
+    (squad, ("--train_file", str(SHARED_DATA / "squad" / "train-v2.0.first11articles.json"), *SQUAD_FLAGS)),
+    (race, ("--data_dir", str(SHARED_DATA / "race"), "--train_split", "dev", "--max_seq_length", "128")),
+], ids=["glue", "squad", "race"])
+def test_the_same_command_and_seed_give_the_same_weights(script, flags, tiny_model, tmp_path):
+    """The new head is initialised from --seed: a second identical run in the same process (whose random state the
+    first run moved on) ends with bitwise the same weights, and another seed with other weights."""
+    def train(output, seed):
+        script.main(common_flags(tiny_model, tmp_path / output, *flags, "--do_train", "--max_steps", "2",
+                                 "--max_train_samples", "8", "--seed", seed))
+        return final_weights(tmp_path / output)
+
+    first, again, other_seed = train("first", "3"), train("again", "3"), train("other", "4")
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other_seed[name]) for name in first)

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from cli_processes import run_scripts
 from conftest import wikitext_prefix
+from safetensors.torch import load_file
 
 from litebert import LiteBertForPreTraining
 from litebert.cli.pretrain import parse_arguments, run
@@ -127,3 +130,73 @@ def test_streaming_corpus_trains_with_max_steps(wikitext_slice, tmp_path):
     assert results["train_runtime"] > 0 and 0.0 <= results["eval_mlm_accuracy"] <= 1.0
     with pytest.raises(SystemExit, match="--streaming needs --max_steps"):
         pretrain(tmp_path / "no-steps", wikitext_slice, "--do_train", "--streaming", "true")
+
+
+@pytest.fixture(scope="module")
+def small_tokenizer(wikitext_slice, tmp_path_factory) -> Path:
+    return _tokenizer_folder(wikitext_slice, tmp_path_factory.mktemp("small-tokenizer"))
+
+
+def quick_run(output_dir, corpus, tokenizer, *extra) -> dict:
+    """A few steps with a given tokenizer: what is tested is not tokenizer training."""
+    return pretrain(output_dir, corpus, "--tokenizer_name", str(tokenizer), "--do_train", "--max_steps", "3",
+                    "--per_device_train_batch_size", "4", "--save_steps", "100", *extra)
+
+
+def test_the_same_command_and_seed_give_the_same_weights(wikitext_slice, small_tokenizer, tmp_path):
+    """The model is initialised from --seed: a second identical run in this process (whose random state the first
+    run moved on) ends with bitwise the same weights; another seed gives other initial weights."""
+    for name, seed in (("first", "1"), ("again", "1"), ("other", "2")):
+        quick_run(tmp_path / name, wikitext_slice, small_tokenizer, "--seed", seed, "--tnf", "--tnf_min_count", "2")
+    first, again, other = (load_file(tmp_path / name / "model.safetensors") for name in ("first", "again", "other"))
+    assert first.keys() == again.keys() and "notes.notes" in first
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not torch.equal(first["litebert.embeddings.word_embeddings.weight"],
+                           other["litebert.embeddings.word_embeddings.weight"])
+
+
+def test_divergence_stops_with_status_2_and_keeps_the_finite_checkpoint(wikitext_slice, small_tokenizer, tmp_path):
+    [outcome] = run_scripts([("pretrain", [
+        "--output_dir", str(tmp_path), "--train_file", str(wikitext_slice), "--tokenizer_name", str(small_tokenizer),
+        "--config_overrides", TINY, "--max_seq_length", "64", "--per_device_train_batch_size", "4",
+        "--learning_rate", "1e6", "--do_train", "--max_steps", "10", "--save_steps", "1", "--use_cpu", "true",
+        "--report_to", "none", "--disable_tqdm", "true",
+    ])])
+    assert outcome["status"] == 2 and "Traceback" not in outcome["stderr"]
+    assert outcome["stderr"].strip().splitlines()[-1].startswith(
+        "litebert-pretrain: error: training diverged at step 2: the loss is nan. It stopped before that step changed "
+        "the weights")
+    assert sorted(path.name for path in tmp_path.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (tmp_path / "model.safetensors").exists()  # no NaN model saved at the end
+    weights = load_file(tmp_path / "checkpoint-1" / "model.safetensors")
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_a_single_document_trains_without_evaluation(small_tokenizer, tmp_path):
+    corpus = tmp_path / "one.txt"
+    corpus.write_text("A single document of a few lines.\nIt still holds some sentence pairs.\n" * 20)
+    results = quick_run(tmp_path / "run", corpus, small_tokenizer)
+    assert results["train_runtime"] > 0
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["global_step"] == 3
+
+
+def test_a_stream_shorter_than_max_steps_is_read_again(small_tokenizer, tmp_path):
+    corpus = wikitext_prefix(tmp_path / "short.txt", 12)  # one article: 32 pairs of 64 tokens, 8 batches of 4
+    quick_run(tmp_path / "run", corpus, small_tokenizer, "--streaming", "true", "--max_steps", "20")
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["global_step"] == 20
+    with pytest.raises(SystemExit, match="no document left to train on after the 200 held out for evaluation"):
+        quick_run(tmp_path / "evaluated", corpus, small_tokenizer, "--streaming", "true", "--do_eval")
+
+
+def test_a_tokenizer_left_by_an_earlier_run_is_reused_only_for_the_same_inputs(wikitext_slice, tmp_path, caplog):
+    other_corpus = wikitext_prefix(tmp_path / "other.txt", 500)
+    moved_copy = Path(shutil.copy(wikitext_slice, tmp_path / "moved.txt"))
+    first_run = ["--do_train", "--max_steps", "1", "--save_steps", "100"]
+    pretrain(tmp_path / "run", wikitext_slice, *first_run)
+    pretrain(tmp_path / "run", moved_copy, *first_run)  # same contents elsewhere: the same tokenizer
+    assert f"Reusing the tokenizer in {tmp_path / 'run'}" in caplog.text
+    with pytest.raises(SystemExit, match=f"holds a tokenizer an earlier run made from other inputs \\(--train_file "
+                                         f"was {wikitext_slice}, now {other_corpus}\\)"):
+        pretrain(tmp_path / "run", other_corpus, *first_run)
+    with pytest.raises(SystemExit, match="--tokenizer_vocab_size was 1000, now 800"):
+        pretrain(tmp_path / "run", wikitext_slice, *first_run, "--tokenizer_vocab_size", "800")

@@ -222,12 +222,14 @@ def damage_card(folder):
     (damage_symlink_to_a_file_outside, "notes.md is a symlink to "),
     (damage_symlink_to_a_folder_outside, "extras is a symlink to "),
 ])
-def test_a_folder_others_could_not_load_is_refused_with_the_reason(damage, reason, rte_copy, monkeypatch):
+def test_a_folder_others_could_not_load_is_refused_with_the_reason(damage, reason, rte_copy, monkeypatch, capsys):
     damage(rte_copy)
     with fake_hub_client(monkeypatch) as hub, pytest.raises(SystemExit) as refused:
         publish.main([str(rte_copy), "--repo-id", "someone/tiny-rte"])
-    assert str(refused.value).startswith(f"litebert-publish: {rte_copy} cannot be published:")
-    assert reason in str(refused.value)
+    message = capsys.readouterr().err
+    assert refused.value.code == 2
+    assert message.startswith(f"litebert-publish: error: {rte_copy} cannot be published:")
+    assert reason in message
     assert hub.commits == []
 
 
@@ -338,11 +340,11 @@ def test_console_script_dry_run_succeeds(rte_folder):
 
 def test_offline_or_logged_out_upload_fails_with_a_clear_message(rte_folder, tmp_path):
     offline = run_publish_cli(rte_folder, env_changes={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_placeholder"})
-    assert offline.returncode == 1 and "Traceback" not in offline.stderr
+    assert offline.returncode == 2 and "Traceback" not in offline.stderr
     assert "cannot reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1)" in offline.stderr
     logged_out = run_publish_cli(rte_folder, env_changes={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "",
                                                            "HF_HOME": str(tmp_path)})
-    assert logged_out.returncode == 1 and "Traceback" not in logged_out.stderr
+    assert logged_out.returncode == 2 and "Traceback" not in logged_out.stderr
     assert "not logged in to the Hugging Face Hub" in logged_out.stderr
 
 

@@ -1,11 +1,13 @@
 """LiteBERT trains with the stock transformers Trainer."""
 
+import pytest
 import torch
 from conftest import tiny_config_kwargs
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
 from litebert import LiteBertConfig, LiteBertForMaskedLM, LiteBertForSequenceClassification
+from litebert.trainer_callbacks import TrainingDivergedError, add_litebert_callbacks
 
 
 def classification_data(n=64, length=12):
@@ -74,3 +76,26 @@ def test_trainer_lowers_the_classification_loss(tmp_path):
     train_ten_steps(model, data, tmp_path)
     after = eval_loss(model, data)
     assert after < 0.5 * before, (before, after)  # 0.69 -> 0.01 when measured
+
+
+def test_non_finite_gradients_stop_training_before_the_weights_change(tmp_path):
+    """A finite loss whose gradients overflow (here forced by a gradient hook from step 3 on) stops training with the
+    step named; the weights stay those after step 2."""
+    torch.manual_seed(0)
+    model = LiteBertForSequenceClassification(LiteBertConfig(**tiny_config_kwargs(num_labels=2)))
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), max_steps=10, save_strategy="no",
+                                                          report_to=[], use_cpu=True, learning_rate=1e-3),
+                      train_dataset=classification_data())
+    add_litebert_callbacks(trainer)
+    weights_after = {}
+
+    def overflow_from_step_3(gradient):
+        if trainer.state.global_step == 2:
+            weights_after.setdefault(2, {name: p.detach().clone() for name, p in model.named_parameters()})
+            return gradient * float("inf")
+        return gradient
+
+    model.classifier.weight.register_hook(overflow_from_step_3)
+    with pytest.raises(TrainingDivergedError, match="training diverged at step 3: the gradients are not finite"):
+        trainer.train()
+    assert all(torch.equal(parameter, weights_after[2][name]) for name, parameter in model.named_parameters())

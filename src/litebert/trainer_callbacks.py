@@ -1,5 +1,6 @@
-"""Callbacks for the stock `transformers.Trainer`: throughput and parameter counts in the logs, loss-curve plot, and
-a LiteBERT model card kept up to date in the output folder (also the one `Trainer.push_to_hub` uploads).
+"""Callbacks for the stock `transformers.Trainer`: throughput and parameter counts in the logs, loss-curve plot, a
+LiteBERT model card kept up to date in the output folder (also the one `Trainer.push_to_hub` uploads), and a stop at
+the first non-finite loss or gradient.
 
     >>> trainer = Trainer(model=model, args=args, train_dataset=train_dataset)
     >>> add_litebert_callbacks(trainer)
@@ -10,6 +11,7 @@ a LiteBERT model card kept up to date in the output folder (also the one `Traine
 import time
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .hub_cards import write_model_card
@@ -70,6 +72,53 @@ def _add_to_log(state, logs: dict, entries: dict) -> None:
     logs.update(entries)
     if state.log_history and state.log_history[-1].get("step") == state.global_step:
         state.log_history[-1].update(entries)
+
+
+class TrainingDivergedError(ArithmeticError):
+    """The training loss or its gradients stopped being finite numbers."""
+
+
+class DivergenceCallback(TrainerCallback):
+    """Stops training with TrainingDivergedError, naming the step, at the first optimizer step whose loss or gradients
+    are not finite, before the optimizer applies them: the weights and every checkpoint saved so far stay finite.
+    (The Trainer alone would log such a loss as the mean of earlier ones and train on into NaN weights.) The loss is
+    read from each training forward pass; the gradients are checked too, since a finite loss can have overflowing
+    gradients, except under fp16, whose gradient scaler skips overflowing steps by design."""
+
+    def __init__(self):
+        self.hook = None
+        self.state = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.state = state
+        if model is not None:
+            self.hook = model.register_forward_hook(self.check_loss)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.remove_hook()
+
+    def remove_hook(self):
+        if self.hook is not None:
+            self.hook.remove()
+            self.hook = None
+
+    def check_loss(self, module, inputs, outputs):
+        loss = getattr(outputs, "loss", None)
+        if module.training and loss is not None and not torch.isfinite(loss).all():
+            self.stop(f"the loss is {loss.detach().float().mean().item()}")
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        gradients = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
+        if not args.fp16 and gradients and not torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
+            self.stop("the gradients are not finite")
+
+    def stop(self, problem: str):
+        self.remove_hook()
+        raise TrainingDivergedError(
+            f"training diverged at step {self.state.global_step + 1}: {problem}. It stopped before that step changed "
+            "the weights, so the checkpoints saved so far hold finite ones; try a lower --learning_rate or a longer "
+            "warm-up."
+        )
 
 
 class LossPlotCallback(TrainerCallback):
@@ -163,11 +212,12 @@ def use_litebert_model_card(trainer: Trainer, card_callback: ModelCardCallback) 
 
 
 def add_litebert_callbacks(trainer: Trainer, plot_losses: bool = True) -> Trainer:
-    """Attach LiteBERT's callbacks and its model card. The logging callbacks go first in the callback list: they add
-    entries to the log dict that the reporting and progress callbacks (which come earlier by default) must already
-    see."""
+    """Attach LiteBERT's callbacks (logging, divergence check, loss plot) and its model card. The logging callbacks go
+    first in the callback list: they add entries to the log dict that the reporting and progress callbacks (which come
+    earlier by default) must already see."""
     for callback in (ParameterCountCallback(), ThroughputCallback()):
         trainer.callback_handler.callbacks.insert(0, callback)
+    trainer.add_callback(DivergenceCallback())
     if plot_losses:
         trainer.add_callback(LossPlotCallback())
     card_callback = ModelCardCallback()

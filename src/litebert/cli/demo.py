@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, TrainingArguments
 from .. import PRESETS, LiteBertConfig, LiteBertForPreTraining, LiteBertModel
 from ..parameters import format_parameter_table, parameter_counts
 from ..remote_code import fill_mask_without_litebert, run_without_litebert
+from .common import ArgumentParser, command
 from .pretrain import DataArguments, ModelArguments, run
 
 # ALBERT-style (E=128, all layers shared) but narrow and short, so a few minutes of two CPU cores make visible progress.
@@ -88,8 +89,10 @@ def check_fresh_process_reload(folder: Path) -> None:
         print(f"  {sentence}\n    " + ", ".join(f"{token!r} {score:.2f}" for token, score in predictions))
 
 
+@command("litebert-demo")
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="litebert-demo", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="demo-output", help="where the run and Hub-ready model are written")
     parser.add_argument("--max_steps", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_parameter_table({"demo": parameter_counts(model)}))
     print_before_after(results)
     print(f"\nHub-ready folder {folder}/: " + ", ".join(
-        sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.endswith(".txt"))))
+        sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.endswith(".txt") and p.name[0] != ".")))
     check_fresh_process_reload(folder)
     summary = {name: results[name] for name in results if name.startswith(("initial_eval_", "eval_"))}
     (folder / "demo_summary.json").write_text(json.dumps(summary, indent=2))

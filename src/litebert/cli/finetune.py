@@ -1,15 +1,16 @@
 """What the fine-tuning scripts (`litebert.cli.glue`, `litebert.cli.squad`, `litebert.cli.race`) share: the model and
-data arguments, loading a LiteBERT (or converting a BERT/ALBERT checkpoint on the fly), building the Trainer, and
-the train / save-metrics steps.
+data arguments, loading a LiteBERT (or converting a BERT/ALBERT checkpoint on the fly) and the data helpers; building
+the Trainer and the train / save-metrics steps come from `litebert.cli.common`.
 
 A script defines only its task arguments and its data handling:
 
     model_args, data_args, task_args, training_args = parse_arguments(GlueArguments, argv)
     setup_logging(training_args)
     tokenizer = load_tokenizer(model_args)
+    seed_everything(training_args)  # the new head's initial weights follow --seed
     model = load_model(LiteBertForSequenceClassification, model_args, num_labels=2)
     trainer = build_trainer(model, training_args, tokenizer, train_dataset, eval_dataset, compute_metrics)
-    train(trainer, data_args, len(train_dataset))
+    train(trainer, data_args.auto_resume, train_samples=len(train_dataset))
     save_metrics(trainer, "eval", trainer.evaluate())
 """
 
@@ -19,12 +20,11 @@ from pathlib import Path
 
 import datasets
 import transformers
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments
+from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
 
 from ..convert import HEAD_CLASSES
 from ..pretraining_data import check_max_seq_length
-from ..trainer_callbacks import replace_pickled_training_args
-from .common import checkpoint_to_resume, logger, write_run_info
+from .common import check_local_path, check_model_folder, logger, parse_dataclass_arguments, write_run_info
 from .convert import CONVERTERS
 
 
@@ -58,12 +58,19 @@ class DataArguments:
 
 def parse_arguments(task_arguments, argv: list[str] | None = None):
     """(model_args, data_args, task_args, training_args) from the command line (or `argv`)."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, task_arguments, TrainingArguments))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_dataclass_arguments((ModelArguments, DataArguments, task_arguments, TrainingArguments), argv)
 
 
 def load_tokenizer(model_args: ModelArguments):
+    check_local_path("--model_name_or_path", model_args.model_name_or_path)
+    check_local_path("--tokenizer_name", model_args.tokenizer_name)
     return AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+
+
+def load_config(model_args: ModelArguments):
+    """The config of --model_name_or_path; a local folder's config and safetensors weights are checked readable."""
+    check_model_folder("--model_name_or_path", model_args.model_name_or_path)
+    return AutoConfig.from_pretrained(model_args.model_name_or_path)
 
 
 def load_model(model_class, model_args: ModelArguments, **config_kwargs):
@@ -71,7 +78,7 @@ def load_model(model_class, model_args: ModelArguments, **config_kwargs):
     head (BertForSequenceClassification, ...) is loaded with the same config changes, then converted, so the encoder
     weights carry over and only the new head starts from scratch."""
     path = model_args.model_name_or_path
-    config = AutoConfig.from_pretrained(path)
+    config = load_config(model_args)
     if config.model_type in CONVERTERS:
         family, converter = CONVERTERS[config.model_type]
         head = next(name for name, litebert_class in HEAD_CLASSES.items() if litebert_class is model_class)
@@ -98,9 +105,9 @@ def describe_run(model, task: str, command: str, model_args: ModelArguments, dat
                    base_model=None if Path(source).exists() else source)  # a Hub id; local folders have none
 
 
-def resolve_max_seq_length(data_args: DataArguments, default: int, model) -> int:
+def resolve_max_seq_length(data_args: DataArguments, default: int, config) -> int:
     """--max_seq_length, or the task's default capped by the model's positions; an explicit value too large fails."""
-    max_position_embeddings = model.config.max_position_embeddings
+    max_position_embeddings = config.max_position_embeddings
     if data_args.max_seq_length is None:
         return min(default, max_position_embeddings)
     try:
@@ -119,24 +126,6 @@ def require_split(splits, name: str, flag: str, hint: str):
     if name not in splits:
         raise SystemExit(f"{flag} needs a {name} split: {hint}")
     return splits[name]
-
-
-def train(trainer: Trainer, data_args: DataArguments, num_examples: int) -> dict:
-    """Train (resuming from the newest checkpoint when there is one), save the model and the train metrics."""
-    resume = checkpoint_to_resume(trainer.args, data_args.auto_resume)
-    metrics = trainer.train(resume_from_checkpoint=resume).metrics
-    trainer.save_model()
-    replace_pickled_training_args(trainer.args)
-    metrics["train_samples"] = num_examples
-    save_metrics(trainer, "train", metrics)
-    trainer.save_state()
-    return metrics
-
-
-def save_metrics(trainer: Trainer, split: str, metrics: dict) -> None:
-    """Log and write {split}_results.json, merged into all_results.json."""
-    trainer.log_metrics(split, metrics)
-    trainer.save_metrics(split, metrics)
 
 
 def with_prefix(prefix: str, metrics: dict) -> dict:

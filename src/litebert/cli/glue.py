@@ -18,17 +18,14 @@ import datasets
 
 from .. import LiteBertForSequenceClassification
 from ..tasks.glue import GLUE_TASKS, get_glue_task, glue_metrics, load_glue_split, write_glue_predictions
-from .common import build_trainer, command_line, setup_logging
+from .common import build_trainer, command, command_line, save_metrics, seed_everything, setup_logging, train
 from .finetune import (
     describe_run,
     first_samples,
     load_model,
     load_tokenizer,
     parse_arguments,
-    require_split,
     resolve_max_seq_length,
-    save_metrics,
-    train,
 )
 
 DEFAULT_MAX_SEQ_LENGTH = 128
@@ -59,6 +56,16 @@ def load_raw_splits(task, data_args):
         )
     except (FileNotFoundError, RuntimeError) as err:
         raise SystemExit(str(err)) from None
+
+
+def check_requested_splits(splits, training_args) -> None:
+    """Before any model is loaded: the splits --do_train, --do_eval and --do_predict need are there (MNLI's count as
+    validation and test)."""
+    for requested, flag, split in ((training_args.do_train, "--do_train", "train"),
+                                   (training_args.do_eval, "--do_eval", "validation"),
+                                   (training_args.do_predict, "--do_predict", "test")):
+        if requested and not any(name.startswith(split) for name in splits):
+            raise SystemExit(f"{flag} needs a {split} split: {SPLITS_HINT}")
 
 
 def label_config(task) -> dict:
@@ -104,19 +111,19 @@ def run(model_args, data_args, glue_args, training_args, command: str | None = N
     setup_logging(training_args)
     task = load_task(glue_args.task_name)
     raw_splits = load_raw_splits(task, data_args)
+    check_requested_splits(raw_splits, training_args)
     tokenizer = load_tokenizer(model_args)
+    seed_everything(training_args)  # the new head's initial weights follow --seed
     model = load_model(LiteBertForSequenceClassification, model_args, **label_config(task))
     describe_run(model, task.name, command or command_line("litebert-glue", None), model_args, data_args,
                  training_args)
-    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
+    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model.config)
     limited = {name: first_samples(dataset, limit_for_split(name, data_args)) for name, dataset in raw_splits.items()}
     with training_args.main_process_first(desc="tokenizing"):
         splits = tokenize(limited, task, tokenizer, max_seq_length, data_args.preprocessing_num_workers)
 
-    train_dataset = require_split(splits, "train", "--do_train", SPLITS_HINT) if training_args.do_train else None
+    train_dataset = splits["train"] if training_args.do_train else None
     eval_splits = {name: dataset for name, dataset in splits.items() if name.startswith("validation")}
-    if training_args.do_eval and not eval_splits:
-        require_split(splits, "validation", "--do_eval", SPLITS_HINT)
 
     trainer = build_trainer(
         model, training_args, tokenizer, train_dataset, next(iter(eval_splits.values()), None),
@@ -124,7 +131,7 @@ def run(model_args, data_args, glue_args, training_args, command: str | None = N
     )
     results = {}
     if training_args.do_train:
-        results.update(train(trainer, data_args, len(train_dataset)))
+        results.update(train(trainer, data_args.auto_resume, train_samples=len(train_dataset)))
     if training_args.do_eval:
         eval_metrics = {}
         for name, dataset in eval_splits.items():
@@ -141,8 +148,6 @@ def run(model_args, data_args, glue_args, training_args, command: str | None = N
 def predict(trainer, task, splits) -> dict:
     """Predict every test split and write its submission file; test rows have no labels to score."""
     test_splits = {name: dataset for name, dataset in splits.items() if name.startswith("test")}
-    if not test_splits:
-        require_split(splits, "test", "--do_predict", SPLITS_HINT)
     written = {}
     for name, dataset in test_splits.items():
         predictions = trainer.predict(dataset.remove_columns("label"), metric_key_prefix="predict").predictions
@@ -153,6 +158,7 @@ def predict(trainer, task, splits) -> dict:
     return written
 
 
+@command("litebert-glue")
 def main(argv: list[str] | None = None) -> None:
     # returns nothing: the console script passes main's result to sys.exit, where anything else is a failure
     run(*parse_arguments(GlueArguments, argv), command=command_line("litebert-glue", argv))

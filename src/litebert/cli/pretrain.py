@@ -7,10 +7,13 @@ Without --train_file/--dataset_name it pretrains on the built-in corpus (docstri
 see `litebert.default_corpus`). Without --tokenizer_name it trains a Unigram tokenizer on the training text first.
 Every `TrainingArguments` flag works (optimizer: AdamW, the stock default; LAMB is not part of torch). The same
 command runs under `torchrun --nproc_per_node=N` or `accelerate launch` (data-parallel through the stock Trainer).
-Started again with the same --output_dir, it resumes from the newest checkpoint. --tnf takes notes on the fly for
-rare words (a rare-word vocabulary is counted over the corpus and saved as rare_words.json next to the tokenizer).
+Started again with the same command, it resumes from the newest complete checkpoint and reuses the tokenizer it
+trained, refusing a checkpoint or tokenizer made from other inputs. --tnf takes notes on the fly for rare words (a
+rare-word vocabulary is counted over the corpus and saved as rare_words.json next to the tokenizer).
 """
 
+import codecs
+import hashlib
 import json
 import math
 import os
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments
+from transformers import AutoTokenizer, TrainingArguments
 
 from .. import LiteBertConfig, LiteBertForPreTraining
 from ..default_corpus import write_docstring_corpus
@@ -38,16 +41,22 @@ from ..tokenization import (
     count_words,
     train_tokenizer,
 )
-from ..trainer_callbacks import plot_loss_curves, replace_pickled_training_args
+from ..trainer_callbacks import plot_loss_curves
 from .common import (
     build_trainer,
-    checkpoint_to_resume,
+    check_local_path,
+    check_model_folder,
+    command,
     command_line,
     logger,
     parse_config_overrides,
+    parse_dataclass_arguments,
+    seed_everything,
     setup_logging,
+    train,
     write_run_info,
 )
+from .run_files import file_fingerprints, recorded_match, save_recorded, write_atomically
 
 
 @dataclass
@@ -100,22 +109,70 @@ class DataArguments:
     auto_resume: bool = field(default=True, metadata={"help": "resume from the newest checkpoint in output_dir"})
 
 
+def check_text_files(flag: str, paths: list[str]) -> None:
+    """Refuse a missing file, one that is not UTF-8 text, or files without any text, naming them, before anything
+    reads them (the tokenizer trainer would stop at a non-UTF-8 file with a bare 'stream did not contain valid
+    UTF-8', and train on an empty corpus)."""
+    for path in paths:
+        if not os.path.isfile(path):
+            raise SystemExit(f"{flag} {path}: no such file.")
+        problem = utf8_problem(path)
+        if problem:
+            raise SystemExit(f"{flag} {path} is not UTF-8 text: {problem}.")
+    if paths and not any(map(has_text, paths)):
+        raise SystemExit(f"{flag}: empty corpus, no text in {', '.join(paths)}.")
+
+
+def has_text(path: str) -> bool:
+    with open(path, "rb") as file:
+        return any(block.strip() for block in iter(lambda: file.read(1 << 20), b""))
+
+
+def utf8_problem(path: str) -> str | None:
+    """Where the file stops being valid UTF-8 ('line 3 (byte 41): invalid start byte'), or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, newlines = 0, 0
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                line = newlines + block.count(b"\n", 0, error.start) + 1
+                return f"line {line} (byte {offset + error.start}): {error.reason}"
+            offset, newlines = offset + len(block), newlines + block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        return f"it ends inside a character ({error.reason})"
+    return None
+
+
 def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None, output_dir: str):
-    """The tokenizer given by name, the one an earlier run saved in output_dir, or a new one trained on the files."""
-    saved = Path(output_dir) / "tokenizer.json"
+    """The tokenizer given by name, or the one trained on the files (by an earlier run of this command, or now)."""
+    check_local_path("--tokenizer_name", model_args.tokenizer_name)
+    if model_args.model_name_or_path:
+        check_model_folder("--model_name_or_path", model_args.model_name_or_path)
     if model_args.tokenizer_name or model_args.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
-    elif saved.is_file():
-        tokenizer = AutoTokenizer.from_pretrained(output_dir)
     else:
-        if not train_files:
-            raise SystemExit("Training a tokenizer needs --train_file; with --dataset_name pass --tokenizer_name.")
-        logger.info(f"Training a Unigram tokenizer ({model_args.tokenizer_vocab_size} pieces) on {train_files}")
-        tokenizer = train_tokenizer(
-            train_files, vocab_size=model_args.tokenizer_vocab_size, lowercase=model_args.lowercase
-        )
-        tokenizer.save_pretrained(output_dir)
+        tokenizer = trained_tokenizer(model_args, train_files, output_dir)
     check_special_tokens(tokenizer)
+    return tokenizer
+
+
+def trained_tokenizer(model_args: ModelArguments, train_files: list[str] | None, output_dir: str):
+    """The tokenizer an earlier run trained in output_dir on the same files and settings (one trained on others is
+    refused), or a new one trained on the files and saved there."""
+    if not train_files:
+        raise SystemExit("Training a tokenizer needs --train_file; with --dataset_name pass --tokenizer_name.")
+    inputs = {"--train_file": file_fingerprints(train_files), "--tokenizer_vocab_size": model_args.tokenizer_vocab_size,
+              "--lowercase": model_args.lowercase}
+    if recorded_match(output_dir, "tokenizer", inputs, "tokenizer.json"):
+        logger.info(f"Reusing the tokenizer in {output_dir}, trained by an earlier run on the same files and settings")
+        return AutoTokenizer.from_pretrained(output_dir)
+    logger.info(f"Training a Unigram tokenizer ({model_args.tokenizer_vocab_size} pieces) on {train_files}")
+    tokenizer = train_tokenizer(train_files, vocab_size=model_args.tokenizer_vocab_size, lowercase=model_args.lowercase)
+    save_recorded(output_dir, "tokenizer", inputs, tokenizer.save_pretrained)
     return tokenizer
 
 
@@ -131,19 +188,36 @@ def corpus_documents(data_args: DataArguments):
 
 
 def prepare_rare_words(model_args: ModelArguments, data_args: DataArguments, tokenizer, output_dir: str):
-    """The rare-word vocabulary saved next to the tokenizer (by an earlier run, or the model continued from), or a
-    new one counted over the training corpus."""
-    for folder in (output_dir, model_args.model_name_or_path):
-        if folder and (Path(folder) / RARE_WORDS_FILE).is_file():
-            return RareWordVocabulary.load(folder)
+    """The rare-word vocabulary of the model continued from (its notes are indexed by it), the one an earlier run of
+    this command counted in output_dir, or a new one counted over the training corpus."""
+    continued = model_args.model_name_or_path
+    if continued and (Path(continued) / RARE_WORDS_FILE).is_file():
+        return RareWordVocabulary.load(continued)
+    inputs = {**corpus_inputs(data_args), "tokenizer": tokenizer_fingerprint(tokenizer),
+              "--tnf_min_count": model_args.tnf_min_count, "--tnf_max_count": model_args.tnf_max_count,
+              "--tnf_top_n": model_args.tnf_top_n}
+    if recorded_match(output_dir, "rare-word vocabulary", inputs, RARE_WORDS_FILE):
+        return RareWordVocabulary.load(output_dir)
     documents = corpus_documents(data_args)
     counts = count_words(documents, tokenizer, num_proc=data_args.preprocessing_num_workers)
     rare_words = build_rare_word_vocabulary(
         counts, tokenizer, model_args.tnf_min_count, model_args.tnf_max_count, model_args.tnf_top_n
     )
     logger.info(f"TNF: {len(rare_words)} rare words out of {len(counts)} distinct words")
-    rare_words.save(output_dir)
+    save_recorded(output_dir, "rare-word vocabulary", inputs, rare_words.save)
     return rare_words
+
+
+def corpus_inputs(data_args: DataArguments) -> dict:
+    """What identifies the training corpus: the files' contents, or the dataset's name, config and column."""
+    if data_args.train_file:
+        return {"--train_file": file_fingerprints(data_args.train_file)}
+    return {"--dataset_name": data_args.dataset_name, "--dataset_config_name": data_args.dataset_config_name,
+            "--text_column": data_args.text_column}
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
 def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteBertForPreTraining:
@@ -161,18 +235,21 @@ def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteB
     return LiteBertForPreTraining(LiteBertConfig.from_preset(model_args.preset, **overrides))
 
 
-def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: int, seed: int):
-    """Documents -> SOP examples, split into train and held-out sets by document (never within a document)."""
+def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: int, seed: int, evaluate: bool):
+    """Documents -> SOP examples, split into train and held-out sets by document (never within a document). Without
+    `evaluate` no document is held out: all of them train, and the held-out set is None."""
     check_max_seq_length(data_args.max_seq_length, max_position_embeddings)
     documents = corpus_documents(data_args)
-    if data_args.validation_file:
+    held_out = None
+    if evaluate and data_args.validation_file:
         held_out = load_documents(train_files=data_args.validation_file, streaming=data_args.streaming)
-    elif data_args.streaming:
+    elif evaluate and data_args.streaming:
         held_out = documents.take(data_args.validation_documents)
         documents = documents.skip(data_args.validation_documents)
-    else:
+    elif evaluate:
         if len(documents) < 2:
-            raise SystemExit("The corpus has a single document: pass --validation_file to evaluate.")
+            raise SystemExit("The corpus has a single document, so none can be held out for evaluation: pass "
+                             "--validation_file, or train without --do_eval.")
         fraction = max(data_args.validation_split_percentage / 100, 1 / len(documents))
         split = documents.train_test_split(test_size=fraction, seed=seed)
         documents, held_out = split["train"], split["test"]
@@ -189,7 +266,13 @@ def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: in
             max_examples=limit,
         )
 
-    return examples(documents, data_args.max_train_samples, seed), examples(held_out, data_args.max_eval_samples, seed + 1)
+    train_examples = examples(documents, data_args.max_train_samples, seed)
+    if data_args.streaming and next(iter(train_examples), None) is None:
+        raise SystemExit(f"The streamed corpus has no document left to train on after the "
+                         f"{data_args.validation_documents} held out for evaluation: lower --validation_documents, or "
+                         "pass --validation_file.")
+    held_out_examples = None if held_out is None else examples(held_out, data_args.max_eval_samples, seed + 1)
+    return train_examples, held_out_examples
 
 
 def reduce_pretraining_logits(logits, labels):
@@ -221,7 +304,7 @@ def default_corpus(output_dir: str, megabytes: float, training_args: TrainingArg
     path = Path(output_dir) / "default_corpus.txt"
     with training_args.main_process_first(desc="gathering the default corpus"):
         if not path.is_file():
-            counts = write_docstring_corpus(path, max_megabytes=megabytes)
+            counts = write_atomically(path, lambda partial: write_docstring_corpus(partial, max_megabytes=megabytes))
             logger.info(
                 f"No --train_file/--dataset_name: built the default corpus {path} from the docstrings of "
                 f"{counts['files']} Python source files ({counts['documents']} documents, {counts['bytes'] / 1e6:.1f} MB)"
@@ -237,6 +320,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         data_args.train_file = default_corpus(training_args.output_dir, data_args.default_corpus_megabytes, training_args)
     if data_args.streaming and training_args.max_steps <= 0:
         raise SystemExit("--streaming needs --max_steps: a streamed corpus has no known length.")
+    check_text_files("--train_file", data_args.train_file or [])
+    check_text_files("--validation_file", data_args.validation_file or [])
     if training_args.include_num_input_tokens_seen == "no":
         training_args.include_num_input_tokens_seen = "non_padding"  # for the tokens/s log
 
@@ -245,12 +330,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         rare_words = None
         if model_args.tnf:
             rare_words = prepare_rare_words(model_args, data_args, tokenizer, training_args.output_dir)
+    seed_everything(training_args)
     model = build_model(model_args, tokenizer, rare_words)
     write_run_info(training_args, command or command_line("litebert-pretrain", None),
                    dataset_name=data_args.dataset_name, data_files=data_args.train_file or [])
     with training_args.main_process_first(desc="pretraining data"):
         train_dataset, eval_dataset = load_splits(
-            data_args, tokenizer, model.config.max_position_embeddings, training_args.seed
+            data_args, tokenizer, model.config.max_position_embeddings, training_args.seed, training_args.do_eval
         )
     collator = DataCollatorForNgramMLM(
         tokenizer,
@@ -278,14 +364,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
         results.update({f"initial_{k}": v for k, v in initial.items()})
         initial_log = [{"step": 0, "eval_loss": initial["eval_loss"]}]
     if training_args.do_train:
-        resume = checkpoint_to_resume(training_args, data_args.auto_resume)
-        train_result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model()  # Hub-ready: safetensors, config with auto_map, modeling code, tokenizer
-        replace_pickled_training_args(training_args)
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
-        results.update(train_result.metrics)
+        # the saved folder is Hub-ready: safetensors, config with auto_map, modeling code, tokenizer
+        results.update(train(trainer, data_args.auto_resume))
     if training_args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
@@ -300,10 +380,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
 
 
 def parse_arguments(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_dataclass_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
 
 
+@command("litebert-pretrain")
 def main(argv: list[str] | None = None) -> None:
     run(*parse_arguments(argv), command=command_line("litebert-pretrain", argv))
 

@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from ..hub_cards import CARD_NAME, check_model_card_text, model_card_for_folder, with_usage_for
 from ..remote_code import check_loads_without_litebert
 from ..tasks.io import DataFormatError, read_json_file
+from .common import ArgumentParser, command
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
 PICKLE_PROTOCOLS = range(2, 6)
@@ -301,7 +302,7 @@ def _http_error_message(err: HfHubHTTPError, repo_id: str) -> str:
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="litebert-publish", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="litebert-publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a saved LiteBERT model folder (save_pretrained / a script's output_dir)")
     parser.add_argument("--repo-id", "--repo_id", required=True,
                         help="the Hub repository, e.g. your-name/model; the card's usage snippet names it")
@@ -328,6 +329,7 @@ def dry_run_summary(plan: PublishPlan) -> str:
     return f"Dry run: nothing was uploaded and the folder was not changed{card}."
 
 
+@command("litebert-publish")
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     try:
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         url = upload(plan, args.repo_id, args.private, args.token, args.commit_message)
     except PublishError as err:
-        raise SystemExit(f"litebert-publish: {err}") from None
+        raise SystemExit(str(err)) from None
     print(f"Uploaded: {url}")
 
 

@@ -25,7 +25,7 @@ from ..tasks.race import (
     race_accuracy,
     read_race,
 )
-from .common import build_trainer, command_line, setup_logging
+from .common import build_trainer, command, command_line, save_metrics, seed_everything, setup_logging, train
 from .finetune import (
     describe_run,
     first_samples,
@@ -33,8 +33,6 @@ from .finetune import (
     load_tokenizer,
     parse_arguments,
     resolve_max_seq_length,
-    save_metrics,
-    train,
     with_prefix,
     write_json,
 )
@@ -100,9 +98,10 @@ def run(model_args, data_args, race_args, training_args, command: str | None = N
                                       seed)
 
     tokenizer = load_tokenizer(model_args)
+    seed_everything(training_args)  # the new head's initial weights follow --seed
     model = load_model(LiteBertForMultipleChoice, model_args)
     describe_run(model, "race", command or command_line("litebert-race", None), model_args, data_args, training_args)
-    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
+    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model.config)
     train_features = None
     if train_examples is not None:
         with training_args.main_process_first(desc="training choices"):
@@ -112,7 +111,7 @@ def run(model_args, data_args, race_args, training_args, command: str | None = N
 
     results = {}
     if training_args.do_train:
-        results.update(train(trainer, data_args, len(train_examples)))
+        results.update(train(trainer, data_args.auto_resume, train_samples=len(train_examples)))
     if training_args.do_eval:
         metrics = score(trainer, eval_examples, tokenizer, max_seq_length, data_args, "eval")[0]
         save_metrics(trainer, "eval", metrics)
@@ -126,6 +125,7 @@ def run(model_args, data_args, race_args, training_args, command: str | None = N
     return results
 
 
+@command("litebert-race")
 def main(argv: list[str] | None = None) -> None:
     # returns nothing: the console script passes main's result to sys.exit, where anything else is a failure
     run(*parse_arguments(RaceArguments, argv), command=command_line("litebert-race", argv))

@@ -25,17 +25,16 @@ from ..tasks.squad import (
     read_squad,
     squad_evaluate,
 )
-from .common import build_trainer, command_line, logger, setup_logging
+from .common import build_trainer, command, command_line, logger, save_metrics, seed_everything, setup_logging, train
 from .finetune import (
     describe_run,
     first_samples,
+    load_config,
     load_model,
     load_tokenizer,
     parse_arguments,
     require_split,
     resolve_max_seq_length,
-    save_metrics,
-    train,
     with_prefix,
     write_json,
 )
@@ -87,6 +86,19 @@ def read_file(path) -> datasets.Dataset:
     except FileNotFoundError as err:
         raise SystemExit(f"SQuAD file not found: {err.filename or path}") from None
     return datasets.Dataset.from_list(squad.examples, features=EXAMPLE_FEATURES)
+
+
+def check_doc_stride(squad_args, max_seq_length: int, tokenizer) -> None:
+    """Each window holds the question (up to --max_query_length tokens), the special tokens and the rest of
+    max_seq_length for context; consecutive windows share doc_stride context tokens, which must be fewer than that."""
+    special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
+    context_tokens = max_seq_length - squad_args.max_query_length - special_tokens
+    if not 0 <= squad_args.doc_stride < context_tokens:
+        raise SystemExit(
+            f"--doc_stride {squad_args.doc_stride} must be at least 0 and below the context tokens of a window: "
+            f"--max_seq_length {max_seq_length} - --max_query_length {squad_args.max_query_length} - {special_tokens} "
+            f"special tokens = {context_tokens}. Lower --doc_stride or --max_query_length."
+        )
 
 
 def is_answerable(example) -> bool:
@@ -152,10 +164,12 @@ def run(model_args, data_args, squad_args, training_args, command: str | None = 
                                          data_args.max_predict_samples)
 
     tokenizer = load_tokenizer(model_args)
+    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, load_config(model_args))
+    check_doc_stride(squad_args, max_seq_length, tokenizer)
+    seed_everything(training_args)  # the new head's initial weights follow --seed
     model = load_model(LiteBertForQuestionAnswering, model_args)
     task = "squad_v2" if squad_args.version_2_with_negative else "squad"
     describe_run(model, task, command or command_line("litebert-squad", None), model_args, data_args, training_args)
-    max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, model)
     train_features = None
     if train_examples is not None:
         with training_args.main_process_first(desc="training windows"):
@@ -168,7 +182,7 @@ def run(model_args, data_args, squad_args, training_args, command: str | None = 
 
     results = {}
     if training_args.do_train:
-        results.update(train(trainer, data_args, len(train_examples)))
+        results.update(train(trainer, data_args.auto_resume, train_samples=len(train_examples)))
     if training_args.do_eval:
         metrics = evaluate(trainer, eval_examples, tokenizer, max_seq_length, squad_args, data_args)
         save_metrics(trainer, "eval", metrics)
@@ -179,6 +193,7 @@ def run(model_args, data_args, squad_args, training_args, command: str | None = 
     return results
 
 
+@command("litebert-squad")
 def main(argv: list[str] | None = None) -> None:
     # returns nothing: the console script passes main's result to sys.exit, where anything else is a failure
     run(*parse_arguments(SquadArguments, argv), command=command_line("litebert-squad", argv))
