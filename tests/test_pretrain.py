@@ -155,6 +155,26 @@ def test_the_same_command_and_seed_give_the_same_weights(wikitext_slice, small_t
                            other["litebert.embeddings.word_embeddings.weight"])
 
 
+def test_one_command_in_two_processes_gives_identical_tokenizer_and_weights(wikitext_slice, tmp_path):
+    """End to end, tokenizer training included: two processes (other hash seeds) running one command end with
+    byte-identical tokenizer.json and rare_words.json and bitwise-equal weights, TNF notes included."""
+    for name, hash_seed in (("first", "1"), ("second", "2")):
+        subprocess.run(
+            [sys.executable, "-m", "litebert.cli.pretrain", "--output_dir", str(tmp_path / name),
+             "--train_file", str(wikitext_slice), "--config_overrides", TINY, "--tokenizer_vocab_size", "1000",
+             "--max_seq_length", "64", "--per_device_train_batch_size", "8", "--do_train", "--max_steps", "3",
+             "--save_steps", "100", "--seed", "7", "--tnf", "--tnf_min_count", "2", "--use_cpu", "true",
+             "--report_to", "none", "--disable_tqdm", "true"],
+            check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+    first, second = tmp_path / "first", tmp_path / "second"
+    for file in ("tokenizer.json", "rare_words.json"):
+        assert (first / file).read_bytes() == (second / file).read_bytes(), file
+    weights, again = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert weights.keys() == again.keys() and "notes.notes" in weights
+    assert all(torch.equal(weights[name], again[name]) for name in weights)
+
+
 def test_divergence_stops_with_status_2_and_keeps_the_finite_checkpoint(wikitext_slice, small_tokenizer, tmp_path):
     [outcome] = run_scripts([("pretrain", [
         "--output_dir", str(tmp_path), "--train_file", str(wikitext_slice), "--tokenizer_name", str(small_tokenizer),
