@@ -16,6 +16,7 @@ Example:
 from collections.abc import Iterable
 
 import torch
+import transformers
 from transformers import AlbertConfig, BertConfig, PretrainedConfig, PreTrainedModel
 
 from .configuration_litebert import LiteBertConfig
@@ -148,8 +149,7 @@ def bert_to_litebert(model: PreTrainedModel) -> PreTrainedModel:
 def _litebert_config(model: PreTrainedModel, config_class: type[PretrainedConfig], family: str) -> None:
     if not isinstance(model, PreTrainedModel) or not isinstance(model.config, config_class):
         raise TypeError(f"Expected a transformers {family} model, got {type(model).__name__}.")
-    head = _head_name(model, family)
-    if head not in HEAD_CLASSES:
+    if litebert_class(type(model).__name__, family) is None:
         raise ValueError(
             f"{type(model).__name__} has no LiteBERT counterpart; supported: "
             + ", ".join(family + name for name in HEAD_CLASSES)
@@ -160,9 +160,16 @@ def _litebert_config(model: PreTrainedModel, config_class: type[PretrainedConfig
         )
 
 
-def _head_name(model: PreTrainedModel, family: str) -> str:
-    name = type(model).__name__
-    return name[len(family) :] if name.startswith(family) else name
+def litebert_class(architecture: str, family: str) -> type[PreTrainedModel] | None:
+    """The LiteBERT head that the transformers class named `architecture` (e.g. "BertForMaskedLM", of `family`
+    "Bert") converts into; None for a head LiteBERT lacks."""
+    return HEAD_CLASSES.get(architecture.removeprefix(family)) if architecture.startswith(family) else None
+
+
+def source_class(model_type: str, head_class: type[PreTrainedModel]) -> type[PreTrainedModel]:
+    """The transformers class of a `model_type` ("albert", "bert") checkpoint that converts into `head_class`."""
+    family, _ = CONVERTERS[model_type]
+    return getattr(transformers, family + head_class.__name__.removeprefix("LiteBert"))
 
 
 def _common_fields(source_config: PretrainedConfig) -> dict:
@@ -236,7 +243,7 @@ def _build(
     base_prefix: str,
 ) -> PreTrainedModel:
     """Instantiate the LiteBERT head class and load the converted base and head weights into it."""
-    model_class = HEAD_CLASSES[_head_name(model, family)]
+    model_class = litebert_class(type(model).__name__, family)
     if model_class is LiteBertModel:
         lite = LiteBertModel(config, add_pooling_layer="pooler.weight" in base_state)
         state = dict(base_state)
@@ -252,3 +259,7 @@ def _build(
         raise ValueError(f"Conversion of {type(model).__name__} left missing={missing}, unexpected={unexpected}.")
     lite.to(next(model.parameters()).dtype)
     return lite.eval() if not model.training else lite
+
+
+# A transformers checkpoint's model_type -> (the prefix of its class names, its converter).
+CONVERTERS = {"albert": ("Albert", albert_to_litebert), "bert": ("Bert", bert_to_litebert)}

@@ -12,11 +12,9 @@ from pathlib import Path
 import transformers
 from transformers import AutoConfig, AutoTokenizer
 
-from ..convert import HEAD_CLASSES, albert_to_litebert, bert_to_litebert
+from ..convert import CONVERTERS, HEAD_CLASSES, litebert_class
 from .checkpoints import model_folder_problem
 from .common import ArgumentParser, command
-
-CONVERTERS = {"albert": ("Albert", albert_to_litebert), "bert": ("Bert", bert_to_litebert)}
 
 
 def source_head(source: Path):
@@ -34,8 +32,7 @@ def source_head(source: Path):
         )
     family, converter = CONVERTERS[config.model_type]
     architecture = (config.architectures or [family + "Model"])[0]
-    head = architecture[len(family) :]
-    if head not in HEAD_CLASSES:
+    if litebert_class(architecture, family) is None:
         raise SystemExit(f"{architecture} has no LiteBERT counterpart; supported heads: {', '.join(HEAD_CLASSES)}.")
     return getattr(transformers, architecture), converter
 

@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import transformers
 from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
 
-from ..convert import HEAD_CLASSES
+from ..convert import CONVERTERS, source_class
 from ..pretraining_data import check_max_seq_length
 from .common import check_local_path, check_model_folder, logger, parse_dataclass_arguments, write_run_info
-from .convert import CONVERTERS
 
 
 @dataclass
@@ -80,10 +78,9 @@ def load_model(model_class, model_args: ModelArguments, **config_kwargs):
     path = model_args.model_name_or_path
     config = load_config(model_args)
     if config.model_type in CONVERTERS:
-        family, converter = CONVERTERS[config.model_type]
-        head = next(name for name, litebert_class in HEAD_CLASSES.items() if litebert_class is model_class)
+        _, converter = CONVERTERS[config.model_type]
         logger.info(f"Converting the {config.model_type} checkpoint {path} into a {model_class.__name__}")
-        source = getattr(transformers, family + head).from_pretrained(
+        source = source_class(config.model_type, model_class).from_pretrained(
             path, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **config_kwargs
         )
         return converter(source)
