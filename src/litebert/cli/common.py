@@ -2,6 +2,7 @@
 the Trainer, resuming from checkpoints and the files a run records."""
 
 import argparse
+import copy
 import functools
 import json
 import logging
@@ -14,7 +15,7 @@ import datasets
 import transformers
 from datasets.exceptions import DatasetGenerationError
 from safetensors import SafetensorError
-from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers import HfArgumentParser, PretrainedConfig, Trainer, TrainingArguments
 from transformers.debug_utils import DebugOption
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
@@ -115,13 +116,34 @@ class DataclassArgumentParser(OneLineUsageErrors, HfArgumentParser):
     pass
 
 
-def parse_dataclass_arguments(dataclass_types, argv: list[str] | None = None) -> tuple:
-    """The dataclasses of HfArgumentParser from the command line (or `argv`); an unknown flag is a usage error."""
+def parse_dataclass_arguments(dataclass_types: tuple[type, ...], argv: list[str] | None = None) -> tuple:
+    """The dataclasses of HfArgumentParser from the command line (or `argv`); an unknown flag is a usage error. A
+    command line that is a single `.json` file reads every argument from that file instead, as transformers'
+    example scripts do (`litebert-glue args.json`)."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = DataclassArgumentParser(dataclass_types)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parse_arguments_file(parser, Path(argv[0]))
     *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return tuple(parsed)
+
+
+def parse_arguments_file(parser: HfArgumentParser, path: Path) -> tuple:
+    """The dataclasses from a JSON object of argument names (without the dashes) and values."""
+    if not path.is_file():
+        raise SystemExit(f"arguments file {path}: no such file.")
+    try:
+        arguments = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystemExit(f"arguments file {path} is not JSON: {error}.") from None
+    if not isinstance(arguments, dict):
+        raise SystemExit(f"arguments file {path} must hold one JSON object of argument names and values.")
+    try:
+        return tuple(parser.parse_dict(arguments))
+    except (ValueError, TypeError) as error:  # unknown names; a missing required argument
+        raise SystemExit(f"arguments file {path}: {error}") from None
 
 
 def check_local_path(flag: str, value: str | None) -> None:
@@ -158,29 +180,23 @@ def seed_everything(training_args: TrainingArguments) -> None:
         set_seed(training_args.seed)
 
 
-def parse_config_overrides(text: str | None) -> dict:
-    """'hidden_size=256,sharing=ffn,tupe_untie_cls=false' -> typed keyword arguments for the config."""
-    overrides = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        if "=" not in item:
-            raise SystemExit(f"--config_overrides entry {item!r} is not of the form name=value.")
-        name, value = (part.strip() for part in item.split("=", 1))
-        overrides[name] = _parse_value(value)
-    return overrides
-
-
-def _parse_value(value: str):
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+def parse_config_overrides(text: str | None, config: PretrainedConfig) -> dict:
+    """'hidden_size=256,sharing=ffn,tupe_untie_cls=false' -> keyword arguments for `config`'s class, read as
+    `PretrainedConfig.update_from_string` reads them: every name must be a field of `config`, and each value takes
+    the type of that field's current value (bool: true/false, 1/0, yes/no). The caller builds a new config from them,
+    so the combination is validated as any config is."""
+    if not text:
+        return {}
+    items = [item.strip() for item in text.split(",")]
+    malformed = next((item for item in items if item.count("=") != 1), None)
+    if malformed is not None:
+        raise SystemExit(f"--config_overrides entry {malformed!r} is not of the form name=value.")
+    scratch = copy.deepcopy(config)
+    try:
+        scratch.update_from_string(",".join(items))
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"--config_overrides {text!r}: {error}.") from None
+    return {item.split("=")[0]: getattr(scratch, item.split("=")[0]) for item in items}
 
 
 def build_trainer(model, training_args: TrainingArguments, tokenizer, train_dataset=None, eval_dataset=None,

@@ -221,17 +221,23 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteBertForPreTraining:
-    tnf = {"tnf_enabled": True, "tnf_num_rare_words": len(rare_words)} if rare_words is not None else {}
+    """A new LiteBertForPreTraining from --preset and --config_overrides, or the one continued from. It scores the
+    vocabulary only at masked positions (`sparse_prediction`; a `--config_overrides sparse_prediction=false` keeps
+    the dense head), and takes notes for `rare_words` when given."""
+    settings = {"sparse_prediction": True}
+    if rare_words is not None:
+        settings.update(tnf_enabled=True, tnf_num_rare_words=len(rare_words))
     if model_args.model_name_or_path:
-        return LiteBertForPreTraining.from_pretrained(model_args.model_name_or_path, **tnf)
+        return LiteBertForPreTraining.from_pretrained(model_args.model_name_or_path, **settings)
     overrides = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.cls_token_id,
         "eos_token_id": tokenizer.sep_token_id,
     }
-    overrides.update(tnf)
-    overrides.update(parse_config_overrides(model_args.config_overrides))
+    overrides.update(settings)
+    preset = LiteBertConfig.from_preset(model_args.preset, **overrides)
+    overrides.update(parse_config_overrides(model_args.config_overrides, preset))
     return LiteBertForPreTraining(LiteBertConfig.from_preset(model_args.preset, **overrides))
 
 
@@ -275,15 +281,21 @@ def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: in
     return train_examples, held_out_examples
 
 
-def reduce_pretraining_logits(logits, labels):
-    """Keep only what the metrics need, per batch: MLM argmax, SOP argmax and each row's summed MLM cross-entropy
-    (the full vocabulary logits would not fit in memory over a whole evaluation set)."""
+def reduce_pretraining_logits(logits: tuple[torch.Tensor, ...], labels: tuple[torch.Tensor, ...]) -> tuple:
+    """Keep only what the metrics need, per batch: the MLM argmax at labelled positions (-100 elsewhere), the SOP
+    argmax and each row's summed MLM cross-entropy (the full vocabulary logits would not fit in memory over a whole
+    evaluation set). The MLM logits are `[batch, length, vocab]`, or with sparse prediction one row per labelled
+    position in row-major order."""
     prediction_logits, sop_logits = logits[0], logits[1]
     mlm_labels = labels[0]
-    cross_entropy = torch.nn.functional.cross_entropy(
-        prediction_logits.transpose(1, 2).float(), mlm_labels, ignore_index=-100, reduction="none"
-    ).sum(-1)
-    return prediction_logits.argmax(-1), sop_logits.argmax(-1), cross_entropy
+    labelled = mlm_labels != -100
+    scored = prediction_logits if prediction_logits.dim() == 2 else prediction_logits[labelled]
+    token_losses = torch.nn.functional.cross_entropy(scored.float(), mlm_labels[labelled], reduction="none")
+    row_losses = torch.zeros(mlm_labels.shape[0], device=token_losses.device)
+    row_losses.index_add_(0, labelled.nonzero()[:, 0], token_losses)
+    predictions = torch.full_like(mlm_labels, -100)
+    predictions[labelled] = scored.argmax(-1)
+    return predictions, sop_logits.argmax(-1), row_losses
 
 
 def pretraining_metrics(eval_prediction) -> dict:
