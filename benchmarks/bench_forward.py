@@ -81,7 +81,8 @@ def bench_against_albert(args):
             albert_s, lite_s = compare([albert, lite], inputs, args.device, args.repeats)
             best_albert, best_lite = min(best_albert, albert_s), min(best_lite, lite_s)
             print(f"{batch_size:>5} {backend:>15} {albert_s:>14.3f} {lite_s:>16.3f} {albert_s / lite_s:>6.2f}")
-        print(f"{batch_size:>5} {'best vs best':>15} {best_albert:>14.3f} {best_lite:>16.3f} {best_albert / best_lite:>6.2f}")
+        speedup = best_albert / best_lite
+        print(f"{batch_size:>5} {'best vs best':>15} {best_albert:>14.3f} {best_lite:>16.3f} {speedup:>6.2f}")
 
 
 def bench_tupe(args):

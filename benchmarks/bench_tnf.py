@@ -41,7 +41,8 @@ def seconds_per_step(corpus: Path, folder: Path, steps: int, tnf: bool, tokenize
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared/data/wikitext-2/train.txt"))
+    default_corpus = Path(__file__).resolve().parents[2] / "shared/data/wikitext-2/train.txt"
+    parser.add_argument("--corpus", default=str(default_corpus))
     parser.add_argument("--lines", type=int, default=4000)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)

@@ -23,7 +23,8 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
             # `from a import b` imports module a.b when there is one, else a name defined in a
             names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
         else:
@@ -71,8 +72,61 @@ def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+# docs/architecture.md: every module's layer, and the layers each layer may import besides its own
+LAYERS = {
+    "config": ["litebert.configuration_litebert"],
+    "model": ["litebert.modeling_litebert", "litebert.modeling_tnf"],
+    "model tools": ["litebert.convert", "litebert.parameters", "litebert.remote_code"],
+    "data": ["litebert.tasks", "litebert.tokenization", "litebert.tnf_data", "litebert.documents",
+             "litebert.sentence_order", "litebert.masking", "litebert.pretraining_data", "litebert.default_corpus"],
+    "hub": ["litebert.hub_cards"],
+    "training": ["litebert.trainer_callbacks"],
+    "package": ["litebert"],
+    "scripts": ["litebert.cli"],
+}
+MAY_IMPORT = {
+    "config": set(),
+    "model": {"config"},  # save_pretrained copies the model layer for trust_remote_code users: nothing else there
+    "model tools": {"config", "model"},
+    "data": set(),  # the data pipeline works on tokenizers and text; it knows no model
+    "hub": {"config", "model", "model tools", "data"},
+    "training": {"config", "model", "model tools", "data", "hub"},
+    "package": {"config", "model", "hub"},
+    "scripts": set(LAYERS),
+}
+
+
+def layer_of(module: str) -> str:
+    """The layer of `module`: the one listing it or the package it belongs to (the longest match)."""
+    matches = [(len(prefix), layer) for layer, prefixes in LAYERS.items() for prefix in prefixes
+               if module == prefix or module.startswith(prefix + ".")]
+    assert matches, f"{module} belongs to no layer of docs/architecture.md"
+    return max(matches)[1]
+
+
+def test_every_module_imports_only_the_layers_its_own_may():
+    for module, imported in import_graph().items():
+        layer = layer_of(module)
+        allowed = MAY_IMPORT[layer] | {layer}
+        forbidden = {target for target in imported if layer_of(target) not in allowed}
+        assert not forbidden, f"{module} ({layer}) imports {sorted(forbidden)}"
+
+
+def test_the_layer_check_catches_a_data_module_importing_the_model():
+    assert layer_of("litebert.tasks.squad") == "data" and layer_of("litebert.cli.glue") == "scripts"
+    assert layer_of("litebert.modeling_litebert") not in MAY_IMPORT["data"]
+
+
 def test_the_model_layer_imports_only_the_config_and_itself():
     graph = import_graph()
     model_layer = {"litebert.configuration_litebert", "litebert.modeling_litebert", "litebert.modeling_tnf"}
     for module in model_layer:
         assert graph[module] <= model_layer, (module, graph[module] - model_layer)
+
+
+def test_the_architecture_page_lists_every_layer():
+    page = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    for layer, modules in LAYERS.items():
+        assert f"| {layer} |" in page, layer
+        for module in modules:
+            assert f"`{module.removeprefix('litebert.') or 'litebert'}" in page, module

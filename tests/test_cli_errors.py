@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import transformers
+
 from cli_processes import PROGRESS_BARS_OFF, run_scripts
 from conftest import SHARED_DATA, wikitext_prefix
 

@@ -65,7 +65,8 @@ def test_presets_have_published_shapes_and_accept_overrides():
 
 def test_tupe_r_distance_must_exceed_the_exact_buckets():
     with pytest.raises(ValueError, match="relative_attention_max_distance=8 is invalid.*= 8"):
-        LiteBertConfig(position_embedding_type="tupe", relative_attention_num_buckets=32, relative_attention_max_distance=8)
+        LiteBertConfig(position_embedding_type="tupe", relative_attention_num_buckets=32,
+                       relative_attention_max_distance=8)
 
 
 def test_tupe_presets():

@@ -3,12 +3,13 @@
 import pytest
 import torch
 import transformers
-from conftest import padded_batch
 from transformers import AlbertConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
 
 from litebert import LiteBertModel
 from litebert.cli.convert import convert_folder
 from litebert.convert import HEAD_CLASSES, albert_to_litebert, bert_to_litebert
+
+from conftest import padded_batch
 
 TOLERANCE = 1e-5
 # transformers' output name -> LiteBERT's where they differ (BERT's next-sentence head becomes the SOP head).
@@ -74,7 +75,11 @@ ALBERT_LAYOUTS = [
 ]
 
 
-@pytest.mark.parametrize("layout", ALBERT_LAYOUTS, ids=lambda l: "L{num_hidden_layers}-G{num_hidden_groups}-I{inner_group_num}".format(**l))
+def layout_id(layout: dict) -> str:
+    return "L{num_hidden_layers}-G{num_hidden_groups}-I{inner_group_num}".format(**layout)
+
+
+@pytest.mark.parametrize("layout", ALBERT_LAYOUTS, ids=layout_id)
 @pytest.mark.parametrize("head", list(HEAD_CLASSES))
 def test_albert_heads_convert_exactly(head, layout):
     torch.manual_seed(0)

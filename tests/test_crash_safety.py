@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import wikitext_prefix
 from safetensors.torch import load_file
+
+from conftest import wikitext_prefix
 
 TINY = ("hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2,embedding_size=16,"
         "max_position_embeddings=64,hidden_dropout_prob=0.1")

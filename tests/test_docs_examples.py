@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import tiny_config_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,14 +3,16 @@
 import onnxruntime
 import pytest
 import torch
-from conftest import padded_batch, tiny_config_kwargs
 
 from litebert import LiteBertConfig, LiteBertForSequenceClassification, LiteBertModel
+
+from conftest import padded_batch, tiny_config_kwargs
 
 POSITION_MODES = {
     "absolute": {},
     "tupe-a": {"position_embedding_type": "tupe"},
-    "tupe-r": {"position_embedding_type": "tupe", "relative_attention_num_buckets": 8, "relative_attention_max_distance": 6},
+    "tupe-r": {"position_embedding_type": "tupe", "relative_attention_num_buckets": 8,
+               "relative_attention_max_distance": 6},
 }
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -34,7 +36,8 @@ def export_and_load(model, path):
 @pytest.mark.parametrize("mode", POSITION_MODES)
 def test_export_matches_pytorch_on_other_shapes(mode, implementation, tmp_path):
     torch.manual_seed(0)
-    config = LiteBertConfig(**tiny_config_kwargs(num_hidden_layers=2, **POSITION_MODES[mode]), attn_implementation=implementation)
+    config = LiteBertConfig(**tiny_config_kwargs(num_hidden_layers=2, **POSITION_MODES[mode]),
+                            attn_implementation=implementation)
     model = LiteBertModel(config, add_pooling_layer=False).eval()
     session = export_and_load(model, tmp_path / "model.onnx")
     batch = padded_batch(99, batch_size=3, length=11, seed=1)  # another batch size and length than the export's

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED_DATA, write_hub_dataset
 from safetensors.torch import load_file
 
 from litebert import LiteBertForSequenceClassification
 from litebert.cli import glue, race, squad
 from litebert.cli.finetune import parse_arguments
+
+from conftest import SHARED_DATA, write_hub_dataset
 
 GLUE_DATA = SHARED_DATA / "glue"
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import padded_batch, tiny_config_kwargs
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 
 import litebert
 from litebert import LiteBertConfig, LiteBertForPreTraining
 from litebert.modeling_litebert import AUTO_CLASSES
+
+from conftest import padded_batch, tiny_config_kwargs
 
 
 def tiny(model_class, **overrides):

@@ -6,7 +6,6 @@ import re
 import pytest
 import torch
 import yaml
-from conftest import tiny_config_kwargs
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -19,6 +18,8 @@ from litebert import (
 )
 from litebert.hub_cards import build_model_card, check_model_card, model_card_for_folder, write_model_card
 from litebert.parameters import parameter_counts
+
+from conftest import tiny_config_kwargs
 
 # What the model-index must hold per task, written out here from the GLUE / SQuAD / RACE definitions:
 # task -> [(results key, Hub metric id, dataset id, dataset config, split)]

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from conftest import padded_batch, tiny_config_kwargs
 from transformers import AlbertConfig, AlbertModel
 
 from litebert import (
@@ -14,6 +13,8 @@ from litebert import (
     LiteBertModel,
 )
 from litebert.convert import albert_to_litebert
+
+from conftest import padded_batch, tiny_config_kwargs
 
 SHARING = ("all", "attention", "ffn", "none")
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from conftest import tiny_config_kwargs
 from transformers import AlbertConfig, AlbertModel
 from transformers.activations import ACT2FN
 
@@ -19,10 +18,13 @@ from litebert import (
 from litebert.convert import albert_to_litebert
 from litebert.modeling_litebert import TokenPacking
 
+from conftest import tiny_config_kwargs
+
 POSITION_MODES = {
     "absolute": {},
     "tupe-a": {"position_embedding_type": "tupe"},
-    "tupe-r": {"position_embedding_type": "tupe", "relative_attention_num_buckets": 8, "relative_attention_max_distance": 6},
+    "tupe-r": {"position_embedding_type": "tupe", "relative_attention_num_buckets": 8,
+               "relative_attention_max_distance": 6},
 }
 BACKENDS = ("eager", "sdpa", "flex_attention")
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cli_processes import run_scripts
-from conftest import wikitext_prefix
 from litebert import LiteBertForPreTraining
 from litebert.cli.pretrain import parse_arguments, run
+
+from cli_processes import run_scripts
+from conftest import wikitext_prefix
 
 TINY = ("hidden_size=64,num_attention_heads=2,intermediate_size=128,num_hidden_layers=2,embedding_size=32,"
         "max_position_embeddings=64")
@@ -226,9 +227,10 @@ def test_a_tokenizer_left_by_an_earlier_run_is_reused_only_for_the_same_inputs(w
 def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
     from transformers import EvalPrediction
 
-    from conftest import tiny_config_kwargs
     from litebert import LiteBertConfig
     from litebert.cli.pretrain import pretraining_metrics, reduce_pretraining_logits
+
+    from conftest import tiny_config_kwargs
 
     torch.manual_seed(0)
     dense_model = LiteBertForPreTraining(LiteBertConfig(**tiny_config_kwargs())).eval()

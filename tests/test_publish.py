@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from fake_hub import fake_hub_client
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, Trainer, TrainingArguments
+from transformers import AutoTokenizer, EvalPrediction, Trainer, TrainingArguments
 
 from litebert import LiteBertForSequenceClassification
 from litebert.cli import glue, publish
@@ -26,6 +25,8 @@ from litebert.hub_cards import check_model_card
 from litebert.parameters import parameter_counts
 from litebert.remote_code import run_script_without_litebert
 from litebert.trainer_callbacks import add_litebert_callbacks
+
+from fake_hub import fake_hub_client
 
 _TEXT_CLASSIFICATION = """
 import json, sys
@@ -47,7 +48,8 @@ def classify_without_litebert(folder: str | Path, sentences: list[str]) -> dict:
     """Load `folder` as stock transformers users do (AutoTokenizer, AutoModelForSequenceClassification with
     `trust_remote_code=True`) in a process that cannot import litebert; return the loaded class name, the logits
     for `sentences` (padded as one batch) and `pipeline("text-classification")`'s labels."""
-    return json.loads(run_script_without_litebert(_TEXT_CLASSIFICATION, "text classification", folder, json.dumps(sentences)))
+    output = run_script_without_litebert(_TEXT_CLASSIFICATION, "text classification", folder, json.dumps(sentences))
+    return json.loads(output)
 
 
 SENTENCES = ["The cat sat on the mat.", "Paris is the capital of France, a country in Europe."]
@@ -359,8 +361,12 @@ def test_trainer_push_to_hub_uploads_the_litebert_card_and_code(rte_folder, tmp_
         args = TrainingArguments(output, push_to_hub=True, hub_model_id="someone/pushed", max_steps=2,
                                  per_device_train_batch_size=4, report_to="none", use_cpu=True,
                                  save_strategy="steps", save_steps=2, hub_strategy="every_save")
+
+        def accuracy(prediction: EvalPrediction) -> dict:
+            return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+
         trainer = Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer,
-                          compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())})
+                          compute_metrics=accuracy)
         add_litebert_callbacks(trainer)
         trainer.train()
         assert check_model_card(output / "README.md")  # refreshed at the end of training

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_hub_dataset
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -19,6 +18,8 @@ from litebert.tasks.glue import (
     write_glue_predictions,
 )
 from litebert.tasks.io import DataFormatError
+
+from conftest import write_hub_dataset
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_hub_dataset
 from sklearn.metrics import accuracy_score
 
 from litebert.tasks.race import (
@@ -14,6 +13,8 @@ from litebert.tasks.race import (
     race_accuracy,
     read_race,
 )
+
+from conftest import write_hub_dataset
 
 RACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "race"
 

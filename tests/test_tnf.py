@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config_kwargs, wikitext_prefix
 from safetensors.torch import load_file
 
 from litebert import LiteBertConfig, LiteBertForPreTraining, LiteBertForSequenceClassification
 from litebert.cli.pretrain import parse_arguments, run
 from litebert.pretraining_data import DataCollatorForNgramMLM, build_sop_dataset, load_documents
 from litebert.tokenization import RareWordVocabulary, build_rare_word_vocabulary, count_words, tokenizer_words
+
+from conftest import tiny_config_kwargs, wikitext_prefix
 
 LAMBDA, GAMMA, K = 0.5, 0.1, 2
 
@@ -103,7 +104,8 @@ def test_notes_are_never_mixed_into_prediction_targets():
         torch.testing.assert_close(outputs.hidden_states[0], expected_input, atol=1e-6, rtol=0)
         last = outputs.hidden_states[-1]
         contexts = (last[0, 0:5].mean(0) + last[1, 4:8].mean(0)) / 2
-    torch.testing.assert_close(model.notes.notes[2], (1 - GAMMA) * notes_before[2] + GAMMA * contexts, atol=1e-6, rtol=0)
+    expected = (1 - GAMMA) * notes_before[2] + GAMMA * contexts
+    torch.testing.assert_close(model.notes.notes[2], expected, atol=1e-6, rtol=0)
 
 
 def test_the_prediction_at_a_masked_rare_word_does_not_depend_on_its_note():
@@ -253,7 +255,8 @@ def test_collator_marks_every_whole_word_occurrence(wordpiece_tokenizer, wiki_fi
 
 # --- lifecycle: resume and data parallel --------------------------------------------------------------------------
 
-TINY = "hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2,embedding_size=16,max_position_embeddings=64"
+TINY = ("hidden_size=32,num_attention_heads=2,intermediate_size=64,num_hidden_layers=2,embedding_size=16,"
+        "max_position_embeddings=64")
 
 
 def pretrain_tnf(output_dir, corpus, *extra):
@@ -305,7 +308,8 @@ for step in range(3):
     optimizer.step()
     optimizer.zero_grad()
 world = dist.get_world_size()
-torch.save({"notes": model.module.notes.notes, "seen": model.module.notes.seen}, sys.argv[1] + f"/notes-w{world}-r{rank}.pt")
+notes = {"notes": model.module.notes.notes, "seen": model.module.notes.seen}
+torch.save(notes, sys.argv[1] + f"/notes-w{world}-r{rank}.pt")
 dist.barrier()  # no rank tears gloo down while another still talks to it
 dist.destroy_process_group()
 """
@@ -317,8 +321,8 @@ def test_notes_are_identical_on_every_rank(tmp_path):
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     for nproc, port, extra in ((2, "29531", []), (1, "29532", ["0"])):  # 2 ranks; then rank 0's shard alone
-        completed = subprocess.run([torchrun, "--nproc_per_node", str(nproc), "--master_port", port, str(script),
-                                    str(tmp_path), *extra], env=environment, capture_output=True, text=True, timeout=300)
+        command = [torchrun, "--nproc_per_node", str(nproc), "--master_port", port, str(script), str(tmp_path), *extra]
+        completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
         assert completed.returncode == 0, completed.stderr[-3000:]
     rank_0, rank_1 = (torch.load(tmp_path / f"notes-w2-r{r}.pt", weights_only=True) for r in (0, 1))
     assert torch.equal(rank_0["notes"], rank_1["notes"]) and torch.equal(rank_0["seen"], rank_1["seen"])

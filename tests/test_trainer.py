@@ -2,12 +2,13 @@
 
 import pytest
 import torch
-from conftest import tiny_config_kwargs
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
 from litebert import LiteBertConfig, LiteBertForMaskedLM, LiteBertForSequenceClassification
 from litebert.trainer_callbacks import TrainingDivergedError, add_litebert_callbacks
+
+from conftest import tiny_config_kwargs
 
 
 def classification_data(n=64, length=12):

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-from conftest import padded_batch, tiny_config_kwargs
 from safetensors.torch import load_file, save_file
 
 from litebert import (
@@ -19,6 +18,8 @@ from litebert import (
     LiteBertForTokenClassification,
     LiteBertModel,
 )
+
+from conftest import padded_batch, tiny_config_kwargs
 
 HEADS, HIDDEN = 4, 32
 HEAD_SIZE = HIDDEN // HEADS

@@ -7,7 +7,7 @@ Importing the package registers `LiteBertConfig` and every LiteBERT head with tr
 import transformers
 from transformers import AutoConfig
 
-from . import hub_cards, modeling_litebert  # noqa: F401  (hub_cards installs the card hook of push_to_hub)
+from . import hub_cards, modeling_litebert  # hub_cards installs the card hook of push_to_hub
 from .configuration_litebert import PRESETS, LiteBertConfig
 from .modeling_litebert import (
     AUTO_CLASSES,

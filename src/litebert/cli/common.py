@@ -9,13 +9,24 @@ import logging
 import shlex
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import datasets
 import transformers
+from datasets import Dataset, IterableDataset
 from datasets.exceptions import DatasetGenerationError
 from safetensors import SafetensorError
-from transformers import HfArgumentParser, PretrainedConfig, Trainer, TrainingArguments
+from transformers import (
+    EvalPrediction,
+    HfArgumentParser,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
 from transformers.debug_utils import DebugOption
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
@@ -31,12 +42,12 @@ DEBUG_FLAG = "--debug"
 REPORTED_ERRORS = (ValueError, OSError, SafetensorError, TrainingDivergedError)
 
 
-def command(program: str):
+def command(program: str) -> Callable[[Callable[[list[str]], None]], Callable[[list[str] | None], None]]:
     """Decorator for a script's `main(argv=None)`. Its errors that come from the command's input (SystemExit
     messages, REPORTED_ERRORS, datasets' wrapping of them) end the process with one line `program: error: ...` on
     stderr and exit status 2; with --debug anywhere on the command line the traceback is printed first."""
 
-    def decorate(main):
+    def decorate(main: Callable[[list[str]], None]) -> Callable[[list[str] | None], None]:
         @functools.wraps(main)
         def main_with_clean_errors(argv: list[str] | None = None) -> None:
             argv = list(sys.argv[1:] if argv is None else argv)
@@ -80,7 +91,7 @@ def reported_cause(error: BaseException) -> BaseException | None:
     return error
 
 
-def exit_with_error(program: str, message: str, debug_error: BaseException | None) -> None:
+def exit_with_error(program: str, message: str, debug_error: BaseException | None) -> NoReturn:
     if debug_error is not None:
         traceback.print_exception(debug_error)
     print(f"{program}: error: {one_line(message)}", file=sys.stderr, flush=True)
@@ -104,7 +115,7 @@ class OneLineUsageErrors:
                                     f"{DEBUG_FLAG} to see the traceback.")
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise SystemExit(f"{message} (see --help)")
 
 
@@ -199,8 +210,16 @@ def parse_config_overrides(text: str | None, config: PretrainedConfig) -> dict:
     return {item.split("=")[0]: getattr(scratch, item.split("=")[0]) for item in items}
 
 
-def build_trainer(model, training_args: TrainingArguments, tokenizer, train_dataset=None, eval_dataset=None,
-                  compute_metrics=None, data_collator=None, preprocess_logits_for_metrics=None) -> Trainer:
+def build_trainer(
+    model: PreTrainedModel,
+    training_args: TrainingArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: Dataset | IterableDataset | None = None,
+    eval_dataset: Dataset | IterableDataset | None = None,
+    compute_metrics: Callable[[EvalPrediction], dict] | None = None,
+    data_collator: Callable[[list[dict]], dict] | None = None,
+    preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
+) -> Trainer:
     """The stock Trainer with LiteBERT's logging callbacks; the tokenizer is saved along with the model."""
     trainer = Trainer(
         model=model,

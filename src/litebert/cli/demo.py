@@ -19,7 +19,7 @@ from .. import PRESETS, LiteBertConfig, LiteBertForPreTraining, LiteBertModel
 from ..parameters import format_parameter_table, parameter_counts
 from ..remote_code import fill_mask_without_litebert, run_without_litebert
 from .common import ArgumentParser, command
-from .pretrain import DataArguments, ModelArguments, run
+from .pretrain import PretrainingDataArguments, PretrainingModelArguments, run
 
 # ALBERT-style (E=128, all layers shared) but narrow and short, so a few minutes of two CPU cores make visible progress.
 DEMO_SHAPE = "hidden_size=128,num_attention_heads=2,intermediate_size=512,num_hidden_layers=4,max_position_embeddings=64"
@@ -40,8 +40,8 @@ def preset_parameter_rows() -> dict[str, dict[str, int]]:
 
 
 def pretraining_arguments(output_dir: str, max_steps: int, seed: int):
-    model_args = ModelArguments(preset="albert-base", config_overrides=DEMO_SHAPE, tokenizer_vocab_size=8000)
-    data_args = DataArguments(max_seq_length=64, default_corpus_megabytes=4.0, max_eval_samples=1024)
+    model_args = PretrainingModelArguments(preset="albert-base", config_overrides=DEMO_SHAPE, tokenizer_vocab_size=8000)
+    data_args = PretrainingDataArguments(max_seq_length=64, default_corpus_megabytes=4.0, max_eval_samples=1024)
     training_args = TrainingArguments(
         output_dir=output_dir,
         do_train=True,

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from transformers import AutoConfig, AutoTokenizer, Trainer, TrainingArguments
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
 
 from ..convert import CONVERTERS, source_class
 from ..pretraining_data import check_max_seq_length
@@ -27,7 +35,7 @@ from .common import check_local_path, check_model_folder, logger, parse_dataclas
 
 
 @dataclass
-class ModelArguments:
+class FinetuningModelArguments:
     model_name_or_path: str = field(
         metadata={"help": "a LiteBERT folder, or a local transformers BERT/ALBERT folder (converted on loading)"}
     )
@@ -38,7 +46,7 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class FinetuningDataArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "a `datasets` dataset instead of local files"})
     train_file: str | None = None
     validation_file: str | None = None
@@ -54,24 +62,27 @@ class DataArguments:
     auto_resume: bool = field(default=True, metadata={"help": "resume from the newest checkpoint in output_dir"})
 
 
-def parse_arguments(task_arguments, argv: list[str] | None = None):
+def parse_arguments(task_arguments: type, argv: list[str] | None = None) -> tuple:
     """(model_args, data_args, task_args, training_args) from the command line (or `argv`)."""
-    return parse_dataclass_arguments((ModelArguments, DataArguments, task_arguments, TrainingArguments), argv)
+    dataclass_types = (FinetuningModelArguments, FinetuningDataArguments, task_arguments, TrainingArguments)
+    return parse_dataclass_arguments(dataclass_types, argv)
 
 
-def load_tokenizer(model_args: ModelArguments):
+def load_tokenizer(model_args: FinetuningModelArguments) -> PreTrainedTokenizerBase:
     check_local_path("--model_name_or_path", model_args.model_name_or_path)
     check_local_path("--tokenizer_name", model_args.tokenizer_name)
     return AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
 
 
-def load_config(model_args: ModelArguments):
+def load_config(model_args: FinetuningModelArguments) -> PretrainedConfig:
     """The config of --model_name_or_path; a local folder's config and safetensors weights are checked readable."""
     check_model_folder("--model_name_or_path", model_args.model_name_or_path)
     return AutoConfig.from_pretrained(model_args.model_name_or_path)
 
 
-def load_model(model_class, model_args: ModelArguments, **config_kwargs):
+def load_model(
+    model_class: type[PreTrainedModel], model_args: FinetuningModelArguments, **config_kwargs: object
+) -> PreTrainedModel:
     """`model_class` (a LiteBERT head) from a LiteBERT folder, or from a BERT/ALBERT folder: the matching transformers
     head (BertForSequenceClassification, ...) is loaded with the same config changes, then converted, so the encoder
     weights carry over and only the new head starts from scratch."""
@@ -91,8 +102,14 @@ def load_model(model_class, model_args: ModelArguments, **config_kwargs):
     )
 
 
-def describe_run(model, task: str, command: str, model_args: ModelArguments, data_args: DataArguments,
-                 training_args: TrainingArguments) -> None:
+def describe_run(
+    model: PreTrainedModel,
+    task: str,
+    command: str,
+    model_args: FinetuningModelArguments,
+    data_args: FinetuningDataArguments,
+    training_args: TrainingArguments,
+) -> None:
     """Name the task in the model's config and write litebert_run.json: what the model card reports."""
     model.config.finetuning_task = task
     source = model_args.model_name_or_path
@@ -102,7 +119,7 @@ def describe_run(model, task: str, command: str, model_args: ModelArguments, dat
                    base_model=None if Path(source).exists() else source)  # a Hub id; local folders have none
 
 
-def resolve_max_seq_length(data_args: DataArguments, default: int, config) -> int:
+def resolve_max_seq_length(data_args: FinetuningDataArguments, default: int, config: PretrainedConfig) -> int:
     """--max_seq_length, or the task's default capped by the model's positions; an explicit value too large fails."""
     max_position_embeddings = config.max_position_embeddings
     if data_args.max_seq_length is None:
@@ -119,7 +136,7 @@ def first_samples(dataset: datasets.Dataset, limit: int | None) -> datasets.Data
     return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
 
 
-def require_split(splits, name: str, flag: str, hint: str):
+def require_split(splits: datasets.DatasetDict, name: str, flag: str, hint: str) -> datasets.Dataset:
     if name not in splits:
         raise SystemExit(f"{flag} needs a {name} split: {hint}")
     return splits[name]
@@ -129,7 +146,7 @@ def with_prefix(prefix: str, metrics: dict) -> dict:
     return {f"{prefix}_{name}": value for name, value in metrics.items()}
 
 
-def write_json(trainer: Trainer, name: str, content) -> Path | None:
+def write_json(trainer: Trainer, name: str, content: object) -> Path | None:
     """Write `content` to output_dir/name on the main process only."""
     if not trainer.is_world_process_zero():
         return None

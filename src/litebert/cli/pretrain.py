@@ -20,9 +20,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
-from transformers import AutoTokenizer, TrainingArguments
+from transformers import AutoTokenizer, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
 
 from .. import LiteBertConfig, LiteBertForPreTraining
 from ..default_corpus import write_docstring_corpus
@@ -60,7 +61,7 @@ from .run_files import file_fingerprints, recorded_match, save_recorded, write_a
 
 
 @dataclass
-class ModelArguments:
+class PretrainingModelArguments:
     preset: str = field(default="albert-base", metadata={"help": "LiteBertConfig preset for a new model"})
     config_overrides: str | None = field(
         default=None, metadata={"help": "config fields over the preset, e.g. 'hidden_size=256,sharing=ffn'"}
@@ -82,13 +83,15 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class PretrainingDataArguments:
     train_file: list[str] | None = field(default=None, metadata={"help": "text files (blank-line separated documents)"})
     validation_file: list[str] | None = field(default=None, metadata={"help": "held-out text files"})
     dataset_name: str | None = field(default=None, metadata={"help": "a `datasets` dataset with a text column"})
     dataset_config_name: str | None = None
     text_column: str = "text"
-    streaming: bool = field(default=False, metadata={"help": "stream the corpus instead of loading it (needs --max_steps)"})
+    streaming: bool = field(
+        default=False, metadata={"help": "stream the corpus instead of loading it (needs --max_steps)"}
+    )
     validation_split_percentage: float = field(
         default=5.0, metadata={"help": "share of documents held out when no --validation_file is given"}
     )
@@ -147,7 +150,9 @@ def utf8_problem(path: str) -> str | None:
     return None
 
 
-def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None, output_dir: str):
+def prepare_tokenizer(
+    model_args: PretrainingModelArguments, train_files: list[str] | None, output_dir: str
+) -> PreTrainedTokenizerBase:
     """The tokenizer given by name, or the one trained on the files (by an earlier run of this command, or now)."""
     check_local_path("--tokenizer_name", model_args.tokenizer_name)
     if model_args.model_name_or_path:
@@ -160,7 +165,9 @@ def prepare_tokenizer(model_args: ModelArguments, train_files: list[str] | None,
     return tokenizer
 
 
-def trained_tokenizer(model_args: ModelArguments, train_files: list[str] | None, output_dir: str):
+def trained_tokenizer(
+    model_args: PretrainingModelArguments, train_files: list[str] | None, output_dir: str
+) -> PreTrainedTokenizerBase:
     """The tokenizer an earlier run trained in output_dir on the same files and settings (one trained on others is
     refused), or a new one trained on the files and saved there."""
     if not train_files:
@@ -176,7 +183,7 @@ def trained_tokenizer(model_args: ModelArguments, train_files: list[str] | None,
     return tokenizer
 
 
-def corpus_documents(data_args: DataArguments):
+def corpus_documents(data_args: PretrainingDataArguments) -> datasets.Dataset | datasets.IterableDataset:
     """The training corpus as documents, from --train_file or --dataset_name."""
     return load_documents(
         train_files=data_args.train_file,
@@ -187,7 +194,12 @@ def corpus_documents(data_args: DataArguments):
     )
 
 
-def prepare_rare_words(model_args: ModelArguments, data_args: DataArguments, tokenizer, output_dir: str):
+def prepare_rare_words(
+    model_args: PretrainingModelArguments,
+    data_args: PretrainingDataArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: str,
+) -> RareWordVocabulary:
     """The rare-word vocabulary of the model continued from (its notes are indexed by it), the one an earlier run of
     this command counted in output_dir, or a new one counted over the training corpus."""
     continued = model_args.model_name_or_path
@@ -208,7 +220,7 @@ def prepare_rare_words(model_args: ModelArguments, data_args: DataArguments, tok
     return rare_words
 
 
-def corpus_inputs(data_args: DataArguments) -> dict:
+def corpus_inputs(data_args: PretrainingDataArguments) -> dict:
     """What identifies the training corpus: the files' contents, or the dataset's name, config and column."""
     if data_args.train_file:
         return {"--train_file": file_fingerprints(data_args.train_file)}
@@ -216,11 +228,15 @@ def corpus_inputs(data_args: DataArguments) -> dict:
             "--text_column": data_args.text_column}
 
 
-def tokenizer_fingerprint(tokenizer) -> str:
+def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
-def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteBertForPreTraining:
+def build_model(
+    model_args: PretrainingModelArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    rare_words: RareWordVocabulary | None = None,
+) -> LiteBertForPreTraining:
     """A new LiteBertForPreTraining from --preset and --config_overrides, or the one continued from. It scores the
     vocabulary only at masked positions (`sparse_prediction`; a `--config_overrides sparse_prediction=false` keeps
     the dense head), and takes notes for `rare_words` when given."""
@@ -241,7 +257,13 @@ def build_model(model_args: ModelArguments, tokenizer, rare_words=None) -> LiteB
     return LiteBertForPreTraining(LiteBertConfig.from_preset(model_args.preset, **overrides))
 
 
-def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: int, seed: int, evaluate: bool):
+def load_splits(
+    data_args: PretrainingDataArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    max_position_embeddings: int,
+    seed: int,
+    evaluate: bool,
+) -> tuple[datasets.Dataset | datasets.IterableDataset, datasets.Dataset | datasets.IterableDataset | None]:
     """Documents -> SOP examples, split into train and held-out sets by document (never within a document). Without
     `evaluate` no document is held out: all of them train, and the held-out set is None."""
     check_max_seq_length(data_args.max_seq_length, max_position_embeddings)
@@ -260,7 +282,9 @@ def load_splits(data_args: DataArguments, tokenizer, max_position_embeddings: in
         split = documents.train_test_split(test_size=fraction, seed=seed)
         documents, held_out = split["train"], split["test"]
 
-    def examples(docs, limit, split_seed):
+    def examples(
+        docs: datasets.Dataset | datasets.IterableDataset, limit: int | None, split_seed: int
+    ) -> datasets.Dataset | datasets.IterableDataset:
         return build_sop_dataset(
             docs,
             tokenizer,
@@ -298,7 +322,7 @@ def reduce_pretraining_logits(logits: tuple[torch.Tensor, ...], labels: tuple[to
     return predictions, sop_logits.argmax(-1), row_losses
 
 
-def pretraining_metrics(eval_prediction) -> dict:
+def pretraining_metrics(eval_prediction: EvalPrediction) -> dict:
     """MLM accuracy and perplexity over the masked tokens, SOP accuracy over the pairs."""
     mlm_predictions, sop_predictions, cross_entropy = eval_prediction.predictions
     mlm_labels, sop_labels = eval_prediction.label_ids
@@ -319,17 +343,19 @@ def default_corpus(output_dir: str, megabytes: float, training_args: TrainingArg
             counts = write_atomically(path, lambda partial: write_docstring_corpus(partial, max_megabytes=megabytes))
             logger.info(
                 f"No --train_file/--dataset_name: built the default corpus {path} from the docstrings of "
-                f"{counts['files']} Python source files ({counts['documents']} documents, {counts['bytes'] / 1e6:.1f} MB)"
+                f"{counts['files']} Python source files ({counts['documents']} documents, "
+                f"{counts['bytes'] / 1e6:.1f} MB)"
             )
     return [str(path)]
 
 
-def run(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+def run(model_args: PretrainingModelArguments, data_args: PretrainingDataArguments, training_args: TrainingArguments,
         command: str | None = None) -> dict:
     setup_logging(training_args)
     os.makedirs(training_args.output_dir, exist_ok=True)
     if not data_args.train_file and not data_args.dataset_name:
-        data_args.train_file = default_corpus(training_args.output_dir, data_args.default_corpus_megabytes, training_args)
+        megabytes = data_args.default_corpus_megabytes
+        data_args.train_file = default_corpus(training_args.output_dir, megabytes, training_args)
     if data_args.streaming and training_args.max_steps <= 0:
         raise SystemExit("--streaming needs --max_steps: a streamed corpus has no known length.")
     check_text_files("--train_file", data_args.train_file or [])
@@ -391,8 +417,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Tra
     return results
 
 
-def parse_arguments(argv: list[str] | None = None):
-    return parse_dataclass_arguments((ModelArguments, DataArguments, TrainingArguments), argv)
+def parse_arguments(
+    argv: list[str] | None = None,
+) -> tuple[PretrainingModelArguments, PretrainingDataArguments, TrainingArguments]:
+    return parse_dataclass_arguments((PretrainingModelArguments, PretrainingDataArguments, TrainingArguments), argv)
 
 
 @command("litebert-pretrain")
