@@ -160,9 +160,12 @@ def test_features_truncate_only_the_article(tokenizer, dev):
     examples = dev[:60]
     features = prepare_multiple_choice_features(examples, tokenizer, max_seq_length)
     assert features["labels"] == [ex["label"] for ex in examples]
-    assert np.array(features["input_ids"]).shape == (60, 4, max_seq_length)
-    assert np.array(features["attention_mask"]).shape == (60, 4, max_seq_length)
-    assert np.array(features["token_type_ids"]).shape == (60, 4, max_seq_length)
+    for name in ("input_ids", "attention_mask", "token_type_ids"):  # [60, 4, length of each pair], unpadded
+        assert [len(choices) for choices in features[name]] == [4] * 60
+        assert [len(ids) for choices in features[name] for ids in choices] == \
+            [len(ids) for choices in features["input_ids"] for ids in choices]
+    assert all(set(mask) == {1} for masks in features["attention_mask"] for mask in masks)
+    assert max(len(ids) for choices in features["input_ids"] for ids in choices) == max_seq_length
 
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     truncated = 0

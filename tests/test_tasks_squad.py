@@ -211,7 +211,8 @@ def answer_examples(squad_data):
 def test_train_features_point_at_the_gold_answer(tokenizer, answer_examples):
     features = prepare_train_features(answer_examples, tokenizer, MAX_SEQ_LENGTH, DOC_STRIDE)
     assert len(features["input_ids"]) > len(answer_examples)  # long contexts were split into windows
-    assert all(len(ids) == MAX_SEQ_LENGTH for ids in features["input_ids"])
+    lengths = [len(ids) for ids in features["input_ids"]]
+    assert max(lengths) == MAX_SEQ_LENGTH and min(lengths) < MAX_SEQ_LENGTH  # unpadded: the collator pads
 
     labelled, exact_spans = set(), 0
     for ids, start, end, example in zip(features["input_ids"], features["start_positions"],
@@ -266,6 +267,8 @@ def test_one_hot_logits_at_the_gold_span_recover_the_answers(tokenizer, answer_e
     rows = np.arange(features.num_rows)
     start_logits[rows, train["start_positions"]] = 10.0  # windows without the answer: 10 at [CLS]
     end_logits[rows, train["end_positions"]] = 10.0
+    for row, ids in enumerate(train["input_ids"]):  # a batch padded past a window scores no position of it
+        start_logits[row, len(ids):] = end_logits[row, len(ids):] = 50.0
     predictions, null_odds, nbest = postprocess_predictions(
         table, features, start_logits, end_logits, version_2_with_negative=version_2)
 

@@ -14,7 +14,7 @@ accuracy_middle / accuracy_high. --model_name_or_path may be a local BERT/ALBERT
 from dataclasses import dataclass, field
 
 import datasets
-from transformers import default_data_collator
+from transformers import DataCollatorForMultipleChoice
 
 from .. import LiteBertForMultipleChoice
 from ..tasks.race import (
@@ -106,8 +106,9 @@ def run(model_args, data_args, race_args, training_args, command: str | None = N
     if train_examples is not None:
         with training_args.main_process_first(desc="training choices"):
             train_features = featurize(train_examples, tokenizer, max_seq_length, data_args)
-    # choices come padded to max_seq_length as [n, 4, length] lists, which the default collator stacks
-    trainer = build_trainer(model, training_args, tokenizer, train_features, data_collator=default_data_collator)
+    # each batch is padded to its longest (article, choice) pair, not to max_seq_length
+    collator = DataCollatorForMultipleChoice(tokenizer)
+    trainer = build_trainer(model, training_args, tokenizer, train_features, data_collator=collator)
 
     results = {}
     if training_args.do_train:

@@ -15,7 +15,6 @@ of --test_file into predict_predictions.json. --model_name_or_path may be a loca
 from dataclasses import dataclass, field
 
 import datasets
-from transformers import default_data_collator
 
 from .. import LiteBertForQuestionAnswering
 from ..tasks.squad import (
@@ -176,9 +175,8 @@ def run(model_args, data_args, squad_args, training_args, command: str | None = 
             train_features = featurize(train_examples, prepare_train_features, tokenizer, max_seq_length,
                                        squad_args, data_args)
         logger.info(f"{len(train_examples)} training questions -> {len(train_features)} windows")
-    # every window is padded to max_seq_length, so the default collator stacks them as they are
-    trainer = build_trainer(model, training_args, tokenizer, train_features,
-                            data_collator=default_data_collator)
+    # the Trainer's default collator for a tokenizer pads each batch to its longest window
+    trainer = build_trainer(model, training_args, tokenizer, train_features)
 
     results = {}
     if training_args.do_train:

@@ -156,10 +156,11 @@ def build_choice_inputs(question, option):
 def prepare_multiple_choice_features(examples, tokenizer, max_seq_length):
     """Model inputs for a batched `Dataset.map` (or a dict of lists / list of example dicts).
 
-    Each question gives NUM_CHOICES pairs (article, build_choice_inputs(question, option)),
-    padded to max_seq_length; only the article is truncated, so question and option always stay
+    Each question gives NUM_CHOICES pairs (article, build_choice_inputs(question, option)) of at
+    most max_seq_length tokens; only the article is truncated, so question and option always stay
     whole. Returns input_ids, attention_mask (and token_type_ids when the tokenizer makes them)
-    as lists shaped [n, NUM_CHOICES, max_seq_length], plus labels.
+    as lists shaped [n, NUM_CHOICES, length of each pair], plus labels; padding is left to the
+    collator (`transformers.DataCollatorForMultipleChoice` pads a batch to its longest pair).
     """
     columns = as_columns(examples, ["article", "question", "options", "label"])
     articles, choices = [], []
@@ -171,7 +172,7 @@ def prepare_multiple_choice_features(examples, tokenizer, max_seq_length):
             choices.append(build_choice_inputs(question, option))
     _check_choices_fit(tokenizer, choices, max_seq_length)
 
-    encoded = tokenizer(articles, choices, truncation="only_first", max_length=max_seq_length, padding="max_length")
+    encoded = tokenizer(articles, choices, truncation="only_first", max_length=max_seq_length)
     features = {key: [values[i:i + NUM_CHOICES] for i in range(0, len(values), NUM_CHOICES)]
                 for key, values in encoded.items()}
     features["labels"] = list(columns["label"])

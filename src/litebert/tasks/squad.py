@@ -287,12 +287,13 @@ def _shorten_questions(questions, tokenizer, max_query_length):
 
 def _encode_windows(tokenizer, questions, contexts, max_seq_length, doc_stride):
     """Tokenize (question, context) pairs; a long context is split over several windows that
-    share doc_stride tokens, each repeating the question."""
+    share doc_stride tokens, each repeating the question. Windows are not padded: the collator pads
+    each batch to its longest window."""
     if not tokenizer.is_fast:
         raise ValueError("SQuAD preprocessing needs a fast tokenizer (it uses offset mappings)")
     return tokenizer(
         questions, contexts, truncation="only_second", max_length=max_seq_length, stride=doc_stride,
-        return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length",
+        return_overflowing_tokens=True, return_offsets_mapping=True,
     )
 
 
@@ -361,6 +362,8 @@ def prepare_validation_features(examples, tokenizer, max_seq_length=384, doc_str
 
 def _window_candidates(start_logits, end_logits, offsets, context, n_best_size, max_answer_length):
     """Scored answer spans of one window from its n_best_size best starts and ends."""
+    # logits of a batch padded beyond this window (padded with -100 across batches) are no positions of it
+    start_logits, end_logits = start_logits[:len(offsets)], end_logits[:len(offsets)]
     best_starts = np.argsort(start_logits)[::-1][:n_best_size]
     best_ends = np.argsort(end_logits)[::-1][:n_best_size]
     candidates = []
@@ -385,7 +388,8 @@ def postprocess_predictions(examples, features, start_logits, end_logits, n_best
 
     examples: list / dict of lists / Dataset with id and context; features: the output of
     prepare_validation_features (example_id, offset_mapping); start_logits/end_logits:
-    arrays [num_features, seq_len]. Each question takes the best-scoring span (start + end
+    arrays [num_features, seq_len] (seq_len may exceed a window's length: the positions past it
+    are ignored). Each question takes the best-scoring span (start + end
     logit) over all its windows. For SQuAD 2.0 the null score is the lowest [CLS] score over the
     windows, and the answer is "" when null score - best span score > null_score_diff_threshold.
 
