@@ -1,8 +1,20 @@
 """Small helpers shared by the task readers: an error that says where a file is wrong,
 JSON loading with such errors, and uniform column access to batches, row lists and datasets."""
 
+from __future__ import annotations
+
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from datasets import Dataset
+
+    # what as_columns reads: a dict of columns (a batched map's batch), a Dataset, or row dicts
+    ColumnData: TypeAlias = Mapping[str, Iterable[Any]] | Dataset | Iterable[Mapping[str, Any]]
 
 
 class DataFormatError(ValueError):
@@ -13,17 +25,17 @@ class DataFormatError(ValueError):
     'dev.tsv, line 7: expected 4 tab-separated columns, found 3'
     """
 
-    def __init__(self, path, where, problem):
+    def __init__(self, path: str | PathLike[str], where: str, problem: str) -> None:
         self.path, self.where, self.problem = str(path), where, problem
         place = f"{path}, {where}" if where else f"{path}"
         super().__init__(f"{place}: {problem}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[DataFormatError], tuple[str, str, str]]:
         # keeps the error picklable, so it survives datasets' multiprocessing map
         return (type(self), (self.path, self.where, self.problem))
 
 
-def read_json_file(path):
+def read_json_file(path: str | PathLike[str]) -> Any:  # any JSON value
     """Parse one JSON file; a syntax error becomes a DataFormatError naming the file and line."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -34,7 +46,7 @@ def read_json_file(path):
         raise DataFormatError(path, f"byte {err.start}", "file is not UTF-8 text") from err
 
 
-def as_columns(data, keys):
+def as_columns(data: ColumnData, keys: Sequence[str]) -> dict[str, list[Any]]:
     """Return {key: list of values} for a dict of lists (such as the batch a batched
     `Dataset.map` passes), a `datasets.Dataset`, or a plain list of row dicts.
 

@@ -16,19 +16,42 @@ The Hub copy (`ehovy/race`, configs all/middle/high, one row per question) gives
 `load_race_from_hub`.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
 from .io import DataFormatError, as_columns, read_json_file
+
+if TYPE_CHECKING:
+    import datasets
+    from numpy.typing import ArrayLike
+    from transformers import PreTrainedTokenizerBase
+
+    from .io import ColumnData
 
 LEVELS = ("middle", "high")
 ANSWER_LETTERS = ("A", "B", "C", "D")
 NUM_CHOICES = len(ANSWER_LETTERS)
 
 
-def read_race(root, split, levels=LEVELS):
+class RaceExample(TypedDict):
+    """One question, as read_race and load_race_from_hub give it."""
+
+    example_id: str  # the passage id and the question's index in it, e.g. "high1234-0"
+    level: str  # "middle" or "high"
+    article: str
+    question: str
+    options: list[str]  # NUM_CHOICES of them
+    label: int  # index of the right option
+
+
+def read_race(root: str | PathLike[str], split: str, levels: Sequence[str] = LEVELS) -> list[RaceExample]:
     """All questions of one split, level by level, passages in numeric file-name order."""
     unknown = [level for level in levels if level not in LEVELS]
     if unknown:
@@ -50,12 +73,12 @@ def read_race(root, split, levels=LEVELS):
     return examples
 
 
-def _file_order(path):
+def _file_order(path: Path) -> tuple[int, int, str]:
     # "2.txt" before "10.txt"; names that are not numbers come last, alphabetically
     return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
 
 
-def _passage_examples(path, level):
+def _passage_examples(path: Path, level: str) -> list[RaceExample]:
     passage = read_json_file(path)
     if not isinstance(passage, dict):
         raise DataFormatError(path, "", f"expected one JSON object, found {type(passage).__name__}")
@@ -90,7 +113,8 @@ def _passage_examples(path, level):
 HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
 
-def load_race_from_hub(dataset_name, split, levels=LEVELS, cache_dir=None):
+def load_race_from_hub(dataset_name: str, split: str, levels: Sequence[str] = LEVELS,
+                       cache_dir: str | None = None) -> list[RaceExample]:
     """All questions of one split ("train", "dev" or "test") of a Hub copy of RACE laid out as `ehovy/race`:
     configs "all", "middle", "high"; columns example_id (the passage file, e.g. "high1234.txt"), article,
     question, options, answer. Examples come out as from `read_race`, level by level."""
@@ -112,7 +136,7 @@ def load_race_from_hub(dataset_name, split, levels=LEVELS, cache_dir=None):
     return examples
 
 
-def _hub_examples(rows, level, source):
+def _hub_examples(rows: datasets.Dataset, level: str, source: str) -> list[RaceExample]:
     missing = [key for key in ("example_id", "article", "question", "options", "answer")
                if key not in rows.column_names]
     if missing:
@@ -139,7 +163,7 @@ def _hub_examples(rows, level, source):
 _BLANK = re.compile(r"_+")
 
 
-def build_choice_inputs(question, option):
+def build_choice_inputs(question: str, option: str) -> str:
     """The second text of one choice: a cloze question gets the option in its blank (a run of
     underscores counts as one blank), any other question is followed by the option.
 
@@ -153,7 +177,9 @@ def build_choice_inputs(question, option):
     return f"{question} {option}"
 
 
-def prepare_multiple_choice_features(examples, tokenizer, max_seq_length):
+def prepare_multiple_choice_features(
+    examples: ColumnData, tokenizer: PreTrainedTokenizerBase, max_seq_length: int
+) -> dict[str, list[list[list[int]]] | list[int]]:
     """Model inputs for a batched `Dataset.map` (or a dict of lists / list of example dicts).
 
     Each question gives NUM_CHOICES pairs (article, build_choice_inputs(question, option)) of at
@@ -179,7 +205,7 @@ def prepare_multiple_choice_features(examples, tokenizer, max_seq_length):
     return features
 
 
-def _check_choices_fit(tokenizer, choices, max_seq_length):
+def _check_choices_fit(tokenizer: PreTrainedTokenizerBase, choices: Sequence[str], max_seq_length: int) -> None:
     """Article-only truncation fails when a question + option alone fills the sequence; say so."""
     room = max_seq_length - tokenizer.num_special_tokens_to_add(pair=True) - 1  # keep one article token
     lengths = [len(ids) for ids in tokenizer(choices, add_special_tokens=False)["input_ids"]]
@@ -192,7 +218,7 @@ def _check_choices_fit(tokenizer, choices, max_seq_length):
         )
 
 
-def race_accuracy(predictions, labels, levels):
+def race_accuracy(predictions: ArrayLike, labels: ArrayLike, levels: ArrayLike) -> dict[str, float]:
     """Accuracy (0-1) overall and per level, with the number of questions behind each.
     Predictions are choice ids or [n, NUM_CHOICES] scores. A level with no questions gets nan.
 

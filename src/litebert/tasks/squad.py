@@ -11,16 +11,26 @@ Examples are flat dicts, one per question, in the layout of the Hub's `squad` da
     (10570, False)
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import re
 import string
 from collections import Counter, defaultdict
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 import numpy as np
 
 from .io import DataFormatError, as_columns, read_json_file
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
+
+    from .io import ColumnData
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +41,29 @@ MAX_MISALIGNED_FRACTION = 0.5
 # ----------------------------------------------------------------------------- reading
 
 
+class SquadAnswers(TypedDict):
+    text: list[str]  # empty for a question without answer (SQuAD 2.0)
+    answer_start: list[int]  # character offsets into the context
+
+
+class SquadExample(TypedDict):
+    """One question, in the layout of the Hub's `squad` datasets."""
+
+    id: str
+    title: str
+    context: str
+    question: str
+    answers: SquadAnswers
+    is_impossible: bool
+
+
 class SquadData(NamedTuple):
-    examples: list  # one dict per question
+    examples: list[SquadExample]  # one dict per question
     version_2_with_negative: bool  # True when questions may have no answer (SQuAD 2.0)
     misaligned_answers: int  # answers whose text is not at their answer_start in the context
 
 
-def read_squad(path, version_2_with_negative=None):
+def read_squad(path: str | PathLike[str], version_2_with_negative: bool | None = None) -> SquadData:
     """Read an official SQuAD JSON file into a SquadData of flat examples.
 
     SQuAD 2.0 is detected from the file (a "v2..." version field or `is_impossible` keys) unless
@@ -51,7 +77,8 @@ def read_squad(path, version_2_with_negative=None):
     return flatten_squad(read_json_file(path), version_2_with_negative, source=path)
 
 
-def flatten_squad(dataset, version_2_with_negative=None, source="<SQuAD JSON>"):
+def flatten_squad(dataset: dict[str, Any], version_2_with_negative: bool | None = None,
+                  source: str | PathLike[str] = "<SQuAD JSON>") -> SquadData:
     """Flatten an already parsed SQuAD JSON object ({"version", "data": [...]}); see read_squad."""
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise DataFormatError(source, "top level", "expected an object with a 'data' list")
@@ -93,7 +120,8 @@ def flatten_squad(dataset, version_2_with_negative=None, source="<SQuAD JSON>"):
     return SquadData(examples, version_2_with_negative, misaligned)
 
 
-def _check_alignment(source, misaligned, total, first_misaligned):
+def _check_alignment(source: str | PathLike[str], misaligned: int, total: int,
+                     first_misaligned: tuple[str, str, int] | None) -> None:
     if not misaligned:
         return
     where, text, start = first_misaligned
@@ -105,7 +133,7 @@ def _check_alignment(source, misaligned, total, first_misaligned):
     logger.warning("%s: %s", source, summary)
 
 
-def _required(mapping, key, source, where):
+def _required(mapping: object, key: str, source: str | PathLike[str], where: str) -> Any:  # any JSON value
     if not isinstance(mapping, dict):
         raise DataFormatError(source, where, f"expected a JSON object, found {type(mapping).__name__}")
     if key not in mapping:
@@ -113,7 +141,7 @@ def _required(mapping, key, source, where):
     return mapping[key]
 
 
-def _looks_like_v2(dataset):
+def _looks_like_v2(dataset: dict[str, Any]) -> bool:
     if str(dataset.get("version", "")).lstrip("v").startswith("2"):
         return True
     return any("is_impossible" in qa
@@ -128,7 +156,7 @@ _DROP_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 
 
-def normalize_answer(text):
+def normalize_answer(text: str) -> str:
     """Lower-case, drop ASCII punctuation, drop the articles a/an/the, collapse whitespace.
 
     >>> normalize_answer("The  Denver Broncos!")
@@ -138,7 +166,7 @@ def normalize_answer(text):
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def exact_match(prediction, ground_truth):
+def exact_match(prediction: str, ground_truth: str) -> int:
     """1 if both normalize to the same string, else 0.
 
     >>> exact_match("the Broncos", "Broncos.")
@@ -147,7 +175,7 @@ def exact_match(prediction, ground_truth):
     return int(normalize_answer(prediction) == normalize_answer(ground_truth))
 
 
-def f1_score(prediction, ground_truth):
+def f1_score(prediction: str, ground_truth: str) -> float:
     """Harmonic mean of token precision and recall after normalization (tokens counted with
     multiplicity). If either side has no tokens (a no-answer), 1 when both are empty, else 0.
 
@@ -164,7 +192,7 @@ def f1_score(prediction, ground_truth):
     return 2 * precision * recall / (precision + recall)
 
 
-def _question_scores(prediction, gold_texts, version_2):
+def _question_scores(prediction: str, gold_texts: list[str], version_2: bool) -> tuple[int, float]:
     """(exact, f1) of one prediction: the best over the gold answers."""
     if version_2:
         # v2.0 drops golds that normalize to nothing; no gold left means "no answer" = ""
@@ -179,8 +207,13 @@ def _question_scores(prediction, gold_texts, version_2):
     return exact, f1
 
 
-def squad_evaluate(examples_or_dataset_json, predictions, na_probs=None, na_prob_thresh=1.0,
-                   version_2_with_negative=None):
+def squad_evaluate(
+    examples_or_dataset_json: SquadData | Iterable[Mapping[str, Any]] | dict[str, Any],
+    predictions: Mapping[str, str],
+    na_probs: Mapping[str, float] | None = None,
+    na_prob_thresh: float = 1.0,
+    version_2_with_negative: bool | None = None,
+) -> dict[str, float]:
     """Score predictions ({question id: answer text}) as the official SQuAD scripts do, in percent.
 
     `examples_or_dataset_json` is a SquadData, a list (or datasets.Dataset) of flat examples, or
@@ -232,7 +265,9 @@ def squad_evaluate(examples_or_dataset_json, predictions, na_probs=None, na_prob
     return result
 
 
-def _evaluation_examples(data, version_2_with_negative):
+def _evaluation_examples(
+    data: SquadData | Iterable[Mapping[str, Any]] | dict[str, Any], version_2_with_negative: bool | None
+) -> tuple[Sequence[Mapping[str, Any]], bool]:
     if isinstance(data, SquadData):
         version_2 = data.version_2_with_negative if version_2_with_negative is None else version_2_with_negative
         return data.examples, version_2
@@ -245,13 +280,14 @@ def _evaluation_examples(data, version_2_with_negative):
     return examples, version_2_with_negative
 
 
-def _summary(exact, f1, qids):
+def _summary(exact: Mapping[str, float], f1: Mapping[str, float], qids: Sequence[str]) -> dict[str, float]:
     return {"exact": 100.0 * sum(exact[q] for q in qids) / len(qids),
             "f1": 100.0 * sum(f1[q] for q in qids) / len(qids),
             "total": len(qids)}
 
 
-def _best_threshold(scores, probs, has_answer, predictions):
+def _best_threshold(scores: Mapping[str, float], probs: dict[str, float], has_answer: Mapping[str, bool],
+                    predictions: Mapping[str, str]) -> tuple[float, float]:
     """The best total score over all no-answer thresholds, and the threshold reaching it.
 
     Start with every question answered "no answer" (each unanswerable one scores 1), then
@@ -274,7 +310,8 @@ def _best_threshold(scores, probs, has_answer, predictions):
 CLS_INDEX = 0  # [CLS] opens the sequence in BERT/ALBERT-style tokenizers
 
 
-def _shorten_questions(questions, tokenizer, max_query_length):
+def _shorten_questions(questions: Iterable[str], tokenizer: PreTrainedTokenizerBase,
+                       max_query_length: int | None) -> list[str]:
     """Strip leading spaces (some SQuAD questions carry dozens) and cut every question after its
     first max_query_length tokens, so that long questions leave room for the context."""
     questions = [q.lstrip() for q in questions]
@@ -285,7 +322,8 @@ def _shorten_questions(questions, tokenizer, max_query_length):
             for q, spans in zip(questions, offsets)]
 
 
-def _encode_windows(tokenizer, questions, contexts, max_seq_length, doc_stride):
+def _encode_windows(tokenizer: PreTrainedTokenizerBase, questions: list[str], contexts: list[str],
+                    max_seq_length: int, doc_stride: int) -> BatchEncoding:
     """Tokenize (question, context) pairs; a long context is split over several windows that
     share doc_stride tokens, each repeating the question. Windows are not padded: the collator pads
     each batch to its longest window."""
@@ -297,7 +335,8 @@ def _encode_windows(tokenizer, questions, contexts, max_seq_length, doc_stride):
     )
 
 
-def _answer_token_span(answers, offsets, sequence_ids):
+def _answer_token_span(answers: SquadAnswers, offsets: Sequence[tuple[int, int]],
+                       sequence_ids: Sequence[int | None]) -> tuple[int, int] | None:
     """Token positions (start, end) of the first answer in one window, or None when there is no
     answer or it does not lie wholly inside the window's context."""
     if not answers["answer_start"]:
@@ -312,7 +351,10 @@ def _answer_token_span(answers, offsets, sequence_ids):
     return start, end
 
 
-def prepare_train_features(examples, tokenizer, max_seq_length=384, doc_stride=128, max_query_length=64):
+def prepare_train_features(
+    examples: ColumnData, tokenizer: PreTrainedTokenizerBase, max_seq_length: int = 384, doc_stride: int = 128,
+    max_query_length: int | None = 64,
+) -> dict[str, list[list[int]] | list[int]]:
     """Training features, one per context window, for a batched `Dataset.map` (or any dict of
     lists / list of example dicts with question, context, answers).
 
@@ -339,7 +381,10 @@ def prepare_train_features(examples, tokenizer, max_seq_length=384, doc_stride=1
     return {**encoded, "start_positions": starts, "end_positions": ends}
 
 
-def prepare_validation_features(examples, tokenizer, max_seq_length=384, doc_stride=128, max_query_length=64):
+def prepare_validation_features(
+    examples: ColumnData, tokenizer: PreTrainedTokenizerBase, max_seq_length: int = 384, doc_stride: int = 128,
+    max_query_length: int | None = 64,
+) -> dict[str, list[list[int]] | list[str] | list[list[tuple[int, int] | None]]]:
     """Evaluation features, one per context window: the model inputs plus example_id (the
     question id) and offset_mapping, which is None for every token outside the context so that
     postprocessing can only pick context spans."""
@@ -360,7 +405,19 @@ def prepare_validation_features(examples, tokenizer, max_seq_length=384, doc_str
 # ----------------------------------------------------------------------------- postprocessing
 
 
-def _window_candidates(start_logits, end_logits, offsets, context, n_best_size, max_answer_length):
+class AnswerCandidate(TypedDict):
+    text: str  # "" for the no-answer candidate
+    start_logit: float
+    end_logit: float
+    score: float  # start_logit + end_logit
+
+
+class RankedAnswer(AnswerCandidate):
+    probability: float  # softmax of the scores over a question's n-best candidates
+
+
+def _window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offsets: Sequence[Sequence[int] | None],
+                       context: str, n_best_size: int, max_answer_length: int) -> list[AnswerCandidate]:
     """Scored answer spans of one window from its n_best_size best starts and ends."""
     # logits of a batch padded beyond this window (padded with -100 across batches) are no positions of it
     start_logits, end_logits = start_logits[:len(offsets)], end_logits[:len(offsets)]
@@ -382,8 +439,11 @@ def _window_candidates(start_logits, end_logits, offsets, context, n_best_size, 
     return candidates
 
 
-def postprocess_predictions(examples, features, start_logits, end_logits, n_best_size=20, max_answer_length=30,
-                            version_2_with_negative=False, null_score_diff_threshold=0.0):
+def postprocess_predictions(
+    examples: ColumnData, features: ColumnData, start_logits: ArrayLike, end_logits: ArrayLike,
+    n_best_size: int = 20, max_answer_length: int = 30, version_2_with_negative: bool = False,
+    null_score_diff_threshold: float = 0.0,
+) -> tuple[dict[str, str], dict[str, float], dict[str, list[RankedAnswer]]]:
     """Turn per-window start/end logits back into answer texts.
 
     examples: list / dict of lists / Dataset with id and context; features: the output of
@@ -430,7 +490,7 @@ def postprocess_predictions(examples, features, start_logits, end_logits, n_best
     return predictions, null_odds, nbest
 
 
-def _with_probabilities(candidates):
+def _with_probabilities(candidates: Sequence[AnswerCandidate]) -> list[RankedAnswer]:
     if not candidates:
         return []
     scores = np.array([c["score"] for c in candidates])
