@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from datasets import Dataset, Features, IterableDataset, Sequence, Value, load_dataset
 from datasets.exceptions import DatasetGenerationError
@@ -76,7 +76,7 @@ def _is_wikitext(lines: Iterable[str]) -> bool:
     return heading_level(first_text) == 1
 
 
-def _file_documents(path: str) -> Iterator[list[str]]:
+def _file_documents(path: str) -> Generator[list[str], None, None]:
     try:
         with open(path, encoding="utf-8") as f:
             wikitext = _is_wikitext(f)
@@ -86,7 +86,7 @@ def _file_documents(path: str) -> Iterator[list[str]]:
         raise (utf8_error(path) or DataFormatError(path, "", "not UTF-8 text")) from error
 
 
-def _text_files(paths) -> list[str]:
+def _text_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
     """Validate `paths` (one path or a list): every file exists, and some file has text."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -108,14 +108,14 @@ def _has_document(path: str) -> bool:
     return not _is_empty(_file_documents(path))
 
 
-def _is_empty(documents: Iterator) -> bool:
+def _is_empty(documents: Generator[object, None, None]) -> bool:
     """Whether a generator of documents yields none (it is read up to its first document only)."""
     found = next(documents, None) is not None
     documents.close()
     return not found
 
 
-def read_documents(paths) -> Iterator[list[str]]:
+def read_documents(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> Iterator[list[str]]:
     """Stream the documents of text files, each a list of non-blank lines.
 
     Two layouts are recognised per file:
@@ -138,13 +138,15 @@ def read_documents(paths) -> Iterator[list[str]]:
     return (document for path in paths for document in _file_documents(path))
 
 
-def _documents_from_files(paths: list[str]) -> Iterator[dict]:
+def _documents_from_files(paths: list[str]) -> Iterator[dict[str, list[str]]]:
     for path in paths:
         for document in _file_documents(path):
             yield {DOCUMENT_COLUMN: document}
 
 
-def _documents_from_rows(rows, text_column: str) -> Iterator[dict]:
+def _documents_from_rows(
+    rows: Dataset | IterableDataset, text_column: str
+) -> Generator[dict[str, list[str]], None, None]:
     """Rows of a `datasets` text column: WikiText lines when the first text is a
     " = Title = " heading (as on the Hub's "wikitext"), otherwise one document per row."""
     texts = (row[text_column] for row in rows)
@@ -163,7 +165,7 @@ def _documents_from_rows(rows, text_column: str) -> Iterator[dict]:
             yield {DOCUMENT_COLUMN: document}
 
 
-def _fingerprint(*parts) -> str:
+def _fingerprint(*parts: object) -> str:
     """Cache key of a documents dataset built by `load_documents`."""
     return hashlib.sha256(repr(("litebert-documents", parts)).encode()).hexdigest()[:32]
 
@@ -173,7 +175,9 @@ def _files_fingerprint(paths: list[str]) -> str:
     return _fingerprint([(os.path.abspath(path), os.path.getsize(path), os.stat(path).st_mtime_ns) for path in paths])
 
 
-def _load_text_dataset(name: str, config: str | None, split: str, streaming: bool, text_column: str):
+def _load_text_dataset(
+    name: str, config: str | None, split: str, streaming: bool, text_column: str
+) -> Dataset | IterableDataset:
     """The rows of a `datasets` dataset, checked to have `text_column` and some text in it."""
     where = f"dataset {name!r} (config {config!r}, split {split!r})"
     try:
@@ -192,7 +196,7 @@ def _load_text_dataset(name: str, config: str | None, split: str, streaming: boo
 
 
 def load_documents(
-    train_files=None,
+    train_files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
     dataset_name: str | None = None,
     dataset_config: str | None = None,
     text_column: str = "text",

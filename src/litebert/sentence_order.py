@@ -11,6 +11,8 @@ Example:
     ...                   callbacks=[SentenceOrderEpochCallback(train_dataset)])
 """
 
+from __future__ import annotations
+
 import bisect
 import functools
 import hashlib
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from datasets import Dataset, Features, IterableDataset, Sequence, Value
-from transformers import PreTrainedTokenizerBase, TrainerCallback
+from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .documents import DOCUMENT_COLUMN
 from .tokenization import check_special_tokens, continuation_flags
@@ -53,7 +55,7 @@ def build_sop_dataset(
     num_proc: int | None = None,
     max_position_embeddings: int | None = None,
     max_examples: int | None = None,
-) -> "SentenceOrderPairs | StreamedSentenceOrderPairs":
+) -> SentenceOrderPairs | StreamedSentenceOrderPairs:
     """Sentence-order-prediction examples from a documents dataset (column "lines"), drawn anew every epoch.
 
     Built once, per document (`build_sop_chunks`, after ALBERT's create_pretraining_data):
@@ -134,8 +136,15 @@ def build_sop_chunks(
 
 
 def _chunk_examples(
-    batch: dict, indices: list[int], *, tokenizer, continues_word, max_num_tokens, short_seq_prob, seed
-) -> dict:
+    batch: dict[str, list],
+    indices: list[int],
+    *,
+    tokenizer: PreTrainedTokenizerBase,
+    continues_word: np.ndarray,
+    max_num_tokens: int,
+    short_seq_prob: float,
+    seed: int,
+) -> dict[str, list[list[int]]]:
     """Batched `datasets.map` function: documents in, chunks out."""
     documents = batch[DOCUMENT_COLUMN]
     lines = [line for document in documents for line in document]
@@ -241,7 +250,7 @@ class StreamedSentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.IterableD
 
 
 def _sentence_order_pair(
-    tokens: np.ndarray, line_breaks, continues_word: np.ndarray, draw: int
+    tokens: np.ndarray, line_breaks: list[int], continues_word: np.ndarray, draw: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(segment_a, segment_b, sentence_order_label) of one chunk: cut at a random line break inside it, or, within a
     single line, at a random word start (any token when the chunk is one word); swapped, label 1, with probability
@@ -280,13 +289,17 @@ class SentenceOrderEpochCallback(TrainerCallback):
     def __init__(self, *datasets: _SentenceOrderPairs):
         self.datasets = datasets
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
         if args.dataloader_persistent_workers and args.dataloader_num_workers > 0:
             raise ValueError(
                 "dataloader_persistent_workers=True keeps the DataLoader workers' copy of the sentence-order dataset "
                 "from the first epoch, so its pairs would not change between epochs; set it to False"
             )
 
-    def on_epoch_begin(self, args, state, control, **kwargs):
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
         for dataset in self.datasets:
             dataset.set_epoch(math.floor(state.epoch))

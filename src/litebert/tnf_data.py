@@ -13,13 +13,19 @@ Example:
     >>> rare_words.save("my-tokenizer")
 """
 
+from __future__ import annotations
+
 import json
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from datasets import Dataset, IterableDataset
 
 RARE_WORDS_FILE = "rare_words.json"
 
@@ -35,11 +41,13 @@ def tokenizer_words(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
     return [word for word, _ in backend.pre_tokenizer.pre_tokenize_str(text)]
 
 
-def count_words(documents, tokenizer: PreTrainedTokenizerBase, num_proc: int | None = None) -> Counter:
+def count_words(
+    documents: Dataset | IterableDataset, tokenizer: PreTrainedTokenizerBase, num_proc: int | None = None
+) -> Counter[str]:
     """Word frequencies over a documents dataset (column "lines", see `documents.load_documents`); batched
     `datasets.map` with `num_proc` processes, or streamed when `documents` is an `IterableDataset`."""
 
-    def batch_counts(batch):
+    def batch_counts(batch: dict[str, list]) -> dict[str, list[list[str]] | list[list[int]]]:
         lines = (line for document in batch["lines"] for line in document)
         counts = Counter(word for line in lines for word in tokenizer_words(tokenizer, line))
         return {"word": [list(counts)], "count": [list(counts.values())]}
@@ -48,7 +56,7 @@ def count_words(documents, tokenizer: PreTrainedTokenizerBase, num_proc: int | N
     if num_proc is not None and hasattr(documents, "__len__"):
         map_kwargs["num_proc"] = num_proc
         map_kwargs["desc"] = "Counting words"
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for row in documents.map(batch_counts, **map_kwargs):
         totals.update(dict(zip(row["word"], row["count"])))
     return totals
@@ -73,7 +81,7 @@ class RareWordVocabulary:
         return path
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "RareWordVocabulary":
+    def load(cls, folder: str | os.PathLike) -> RareWordVocabulary:
         path = os.path.join(folder, RARE_WORDS_FILE)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No rare-word vocabulary at {path}: build one with build_rare_word_vocabulary.")
@@ -86,7 +94,7 @@ class RareWordVocabulary:
 
 
 def build_rare_word_vocabulary(
-    word_counts: Counter,
+    word_counts: Counter[str],
     tokenizer: PreTrainedTokenizerBase,
     min_count: int = 10,
     max_count: int = 100,

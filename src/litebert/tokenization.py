@@ -16,7 +16,7 @@ from here too).
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -47,7 +47,7 @@ WORD_START_MARKERS = ("▁", "Ġ")  # SentencePiece and byte-level BPE mark the 
 
 
 def train_tokenizer(
-    texts_or_files,
+    texts_or_files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Iterable[str],
     vocab_size: int = 30000,
     lowercase: bool = True,
     model_max_length: int = 512,
@@ -128,7 +128,7 @@ def train_tokenizer(
     )
 
 
-def _train_on_files(tokenizer: Tokenizer, trainer, files: list[str]) -> None:
+def _train_on_files(tokenizer: Tokenizer, trainer: trainers.Trainer, files: list[str]) -> None:
     empty = [path for path in files if not _has_text(path)]
     if len(empty) == len(files):
         raise ValueError(f"empty corpus: no text found in {', '.join(files)}")
@@ -159,7 +159,7 @@ class _TextCounter:
             yield text
 
 
-def utf8_error(path) -> DataFormatError | None:
+def utf8_error(path: str | os.PathLike[str]) -> DataFormatError | None:
     """A DataFormatError naming the line and byte offset of the first byte of `path` that is not UTF-8, or None
     when the whole file is UTF-8. Reads bytes line by line: a newline byte never occurs inside a UTF-8 sequence."""
     offset = 0
@@ -213,7 +213,9 @@ def _reorder_pruned_character_scores(pieces: list[tuple[str, float]]) -> list[tu
     return [(piece, reassigned.get(piece, score)) for piece, score in pieces]
 
 
-def _as_file_list(texts_or_files) -> list[str] | None:
+def _as_file_list(
+    texts_or_files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Iterable[str],
+) -> list[str] | None:
     """File paths to train on, or None when the argument is a stream of texts."""
     if isinstance(texts_or_files, (str, os.PathLike)):
         texts_or_files = [texts_or_files]

@@ -13,15 +13,33 @@ and the Hub give the same ids. STS-B labels are float scores; unlabelled test ro
     (1, 'not_entailment')
 """
 
+from __future__ import annotations
+
 import math
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import datasets
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import rankdata
 
 from .io import DataFormatError
+
+# A label or index as a file or a `datasets` table holds it, before it is checked.
+_CellValue = str | int | float | np.integer | None
+
+
+class GlueRow(TypedDict):
+    """One example, whatever the source: see the module docstring."""
+
+    sentence1: str
+    sentence2: str | None
+    label: int | float | None
+    idx: int
 
 
 @dataclass(frozen=True)
@@ -29,22 +47,22 @@ class GlueTask:
     """How one GLUE task is laid out on disk and scored."""
 
     name: str
-    text_columns: tuple  # text columns in the Hub copy and in CSV/JSON files
-    tsv_text_columns: tuple  # the same columns as named in the original TSV header
+    text_columns: tuple[str, ...]  # text columns in the Hub copy and in CSV/JSON files
+    tsv_text_columns: tuple[str, ...]  # the same columns as named in the original TSV header
     tsv_label_column: str
-    tsv_labels: tuple | None  # labels as the TSV files write them, in id order; None: regression
-    label_names: tuple | None  # the Hub's class names, in the same id order
-    metrics: tuple
-    split_files: dict  # split name -> file name in the original GLUE task folder
-    submission_files: dict  # test split -> file name the GLUE server expects
-    headerless_columns: tuple = ()  # column names for files without a header row (CoLA)
+    tsv_labels: tuple[str, ...] | None  # labels as the TSV files write them, in id order; None: regression
+    label_names: tuple[str, ...] | None  # the Hub's class names, in the same id order
+    metrics: tuple[str, ...]
+    split_files: dict[str, str]  # split name -> file name in the original GLUE task folder
+    submission_files: dict[str, str]  # test split -> file name the GLUE server expects
+    headerless_columns: tuple[str, ...] = ()  # column names for files without a header row (CoLA)
 
     @property
-    def is_regression(self):
+    def is_regression(self) -> bool:
         return self.tsv_labels is None
 
     @property
-    def num_labels(self):
+    def num_labels(self) -> int:
         return 1 if self.is_regression else len(self.tsv_labels)
 
 
@@ -168,7 +186,7 @@ GLUE_TASKS = {
 }
 
 
-def get_glue_task(task):
+def get_glue_task(task: str | GlueTask) -> GlueTask:
     """Look a task up by name, forgiving case, '-' and '_': 'SST-2', 'sts_b' and 'MNLI' all work.
 
     >>> get_glue_task("STS-B").metrics
@@ -185,7 +203,7 @@ def get_glue_task(task):
 # ----------------------------------------------------------------------------- reading
 
 
-def read_glue_tsv(path, task, labelled=False):
+def read_glue_tsv(path: str | os.PathLike[str], task: str | GlueTask, labelled: bool = False) -> list[GlueRow]:
     """Read one file in the original GLUE TSV layout into a list of row dicts.
 
     Lines are split on tabs only: quotes are plain text (GLUE files hold unbalanced quotes, so
@@ -225,7 +243,7 @@ def read_glue_tsv(path, task, labelled=False):
         raise DataFormatError(path, f"line {lines[0][0]}", _missing_label_column(spec.tsv_label_column, columns))
     index_position = position.get("index", position.get("id"))
 
-    rows = []
+    rows: list[GlueRow] = []
     for row_number, (line_number, line) in enumerate(body):
         where = f"line {line_number}"
         fields = line.split("\t")
@@ -245,12 +263,14 @@ def read_glue_tsv(path, task, labelled=False):
     return rows
 
 
-def _missing_label_column(column, found):
+def _missing_label_column(column: str, found: Iterable[str]) -> str:
     return (f"no label column {column!r} (found {', '.join(found)}); training and validation data need "
             "labels, only test files may leave them out")
 
 
-def _label_id(spec, value, path, where, labelled=False):
+def _label_id(
+    spec: GlueTask, value: _CellValue, path: str | os.PathLike[str], where: str, labelled: bool = False
+) -> int | float | None:
     """Turn a label as found in a file into the row's label. Accepted: the TSV spelling ('1',
     'entailment'), the Hub's class ids and names, a score for STS-B; -1 (the Hub's mark for
     unlabelled test rows) and None give None, an error when the row must be `labelled`."""
@@ -261,7 +281,7 @@ def _label_id(spec, value, path, where, labelled=False):
     return label
 
 
-def _parse_label(spec, value, path, where):
+def _parse_label(spec: GlueTask, value: _CellValue, path: str | os.PathLike[str], where: str) -> int | float | None:
     if value is None:
         return None
     if spec.is_regression:
@@ -294,14 +314,16 @@ def _parse_label(spec, value, path, where):
     )
 
 
-def _index(value, path, where):
+def _index(value: _CellValue, path: str | os.PathLike[str], where: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
         raise DataFormatError(path, where, f"expected an integer index, found {value!r}") from None
 
 
-def _rows_from_records(spec, records, source, labelled=False):
+def _rows_from_records(
+    spec: GlueTask, records: datasets.Dataset, source: str | os.PathLike[str], labelled: bool = False
+) -> list[GlueRow]:
     """Rows from a table with Hub-style columns (a CSV/JSON file or the Hub copy). The text
     columns may use the Hub names (e.g. premise/hypothesis) or sentence1/sentence2. A `labelled`
     table (training or validation data) needs a label column and a label on every row."""
@@ -309,7 +331,7 @@ def _rows_from_records(spec, records, source, labelled=False):
     text_columns = _find_text_columns(spec, names, source)
     if labelled and "label" not in names:
         raise DataFormatError(source, "", _missing_label_column("label", names))
-    rows = []
+    rows: list[GlueRow] = []
     for i, record in enumerate(records):
         where = f"row {i + 1}"
         texts = [record[column] for column in text_columns]
@@ -325,7 +347,7 @@ def _rows_from_records(spec, records, source, labelled=False):
     return rows
 
 
-def _find_text_columns(spec, names, source):
+def _find_text_columns(spec: GlueTask, names: Sequence[str], source: str | os.PathLike[str]) -> tuple[str, ...]:
     generic = ("sentence1", "sentence2")[: len(spec.text_columns)]
     for candidate in (spec.text_columns, generic):
         if all(column in names for column in candidate):
@@ -338,7 +360,7 @@ def _find_text_columns(spec, names, source):
     )
 
 
-def _read_rows(spec, path, cache_dir, split):
+def _read_rows(spec: GlueTask, path: str | os.PathLike[str], cache_dir: str | None, split: str) -> list[GlueRow]:
     """Rows of one local file for `split`, read by its extension: .tsv, .csv, .json or .jsonl.
     Only test splits may come without labels; no split may be empty."""
     path = Path(path)
@@ -362,19 +384,19 @@ def _read_rows(spec, path, cache_dir, split):
 _TABLE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
-def _load_table(path, builder, cache_dir):
+def _load_table(path: Path, builder: str, cache_dir: str | None) -> datasets.Dataset:
     try:
         return datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir)
     except ValueError as err:  # e.g. a CSV file holding only its header: "Instruction "train" corresponds to no data"
         raise DataFormatError(path, "", f"cannot be read as {builder.upper()} rows: {err}") from err
 
 
-def _is_blank(path):
+def _is_blank(path: Path) -> bool:
     with open(path, encoding="utf-8", errors="replace") as f:
         return all(not line.strip() for line in f)
 
 
-def _as_dataset(spec, rows):
+def _as_dataset(spec: GlueTask, rows: list[GlueRow]) -> datasets.Dataset:
     features = datasets.Features({
         "sentence1": datasets.Value("string"),
         "sentence2": datasets.Value("string"),
@@ -384,8 +406,16 @@ def _as_dataset(spec, rows):
     return datasets.Dataset.from_list(rows, features=features)
 
 
-def load_glue_split(task, *, data_dir=None, train_file=None, validation_file=None, test_file=None,
-                    dataset_name="nyu-mll/glue", cache_dir=None):
+def load_glue_split(
+    task: str | GlueTask,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    train_file: str | os.PathLike[str] | None = None,
+    validation_file: str | os.PathLike[str] | None = None,
+    test_file: str | os.PathLike[str] | None = None,
+    dataset_name: str = "nyu-mll/glue",
+    cache_dir: str | None = None,
+) -> datasets.DatasetDict:
     """Load a GLUE task as a `datasets.DatasetDict` of rows with the canonical four columns.
 
     The first source given wins:
@@ -411,13 +441,13 @@ def load_glue_split(task, *, data_dir=None, train_file=None, validation_file=Non
                 f"no GLUE {spec.name} files in {data_dir}; expected some of {', '.join(spec.split_files.values())}"
             )
     if files:
-            return datasets.DatasetDict(
+        return datasets.DatasetDict(
             {split: _as_dataset(spec, _read_rows(spec, path, cache_dir, split)) for split, path in files.items()}
         )
     return _load_from_hub(spec, dataset_name, cache_dir)
 
 
-def _load_from_hub(spec, dataset_name, cache_dir):
+def _load_from_hub(spec: GlueTask, dataset_name: str, cache_dir: str | None) -> datasets.DatasetDict:
     try:
         hub = datasets.load_dataset(dataset_name, spec.name, cache_dir=cache_dir)
     except OSError as err:  # no network, offline mode, or no such dataset: all OSError subclasses
@@ -436,11 +466,11 @@ def _load_from_hub(spec, dataset_name, cache_dir):
 # ----------------------------------------------------------------------------- metrics
 
 
-def _accuracy(predictions, references):
+def _accuracy(predictions: np.ndarray, references: np.ndarray) -> float:
     return float(np.mean(predictions == references))
 
 
-def _binary_f1(predictions, references):
+def _binary_f1(predictions: np.ndarray, references: np.ndarray) -> float:
     """F1 of the positive class 1 (duplicate / equivalent), as GLUE reports for MRPC and QQP."""
     true_positives = np.sum((predictions == 1) & (references == 1))
     false_positives = np.sum((predictions == 1) & (references != 1))
@@ -450,7 +480,7 @@ def _binary_f1(predictions, references):
     return float(2 * true_positives / (2 * true_positives + false_positives + false_negatives))
 
 
-def _matthews_correlation(predictions, references):
+def _matthews_correlation(predictions: np.ndarray, references: np.ndarray) -> float:
     """Matthews correlation from class counts: (c*s - p.t) / sqrt((s^2 - p.p)(s^2 - t.t)), with
     c correct, s total, p and t the predicted and true count per class; 0 when undefined."""
     classes = np.union1d(predictions, references)
@@ -461,16 +491,16 @@ def _matthews_correlation(predictions, references):
     return float((correct * total - predicted @ true) / denominator) if denominator else 0.0
 
 
-def _pearson(predictions, references):
+def _pearson(predictions: np.ndarray, references: np.ndarray) -> float:
     return float(np.corrcoef(predictions.astype(float), references.astype(float))[0, 1])
 
 
-def _spearman(predictions, references):
+def _spearman(predictions: np.ndarray, references: np.ndarray) -> float:
     # Spearman's rho is Pearson's r on ranks; ties share their average rank
     return _pearson(rankdata(predictions), rankdata(references))
 
 
-_METRICS = {
+_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": _accuracy,
     "f1": _binary_f1,
     "matthews_correlation": _matthews_correlation,
@@ -479,7 +509,7 @@ _METRICS = {
 }
 
 
-def _as_predictions(spec, predictions):
+def _as_predictions(spec: GlueTask, predictions: ArrayLike) -> np.ndarray:
     """Class ids or scores from what a model gives: ids/scores as they are, a [n, num_labels]
     logits array through argmax, a [n, 1] regression output through its only column."""
     predictions = np.asarray(predictions)
@@ -488,7 +518,7 @@ def _as_predictions(spec, predictions):
     return predictions
 
 
-def glue_metrics(task, predictions, references):
+def glue_metrics(task: str | GlueTask, predictions: ArrayLike, references: ArrayLike) -> dict[str, float]:
     """The task's official GLUE metrics on a 0-1 scale, as a dict named as in `GlueTask.metrics`:
     CoLA matthews_correlation; MRPC and QQP f1 and accuracy; STS-B pearson and spearmanr;
     the others accuracy. Predictions may be ids/scores or raw model outputs (logits).
@@ -507,7 +537,9 @@ def glue_metrics(task, predictions, references):
 # ----------------------------------------------------------------------------- submission
 
 
-def write_glue_predictions(task, predictions, path, indices=None):
+def write_glue_predictions(
+    task: str | GlueTask, predictions: ArrayLike, path: str | os.PathLike[str], indices: Iterable[int] | None = None
+) -> str | os.PathLike[str]:
     """Write test-set predictions in the format the GLUE server scores, and return the path.
 
     One TSV per test set, named as in `GlueTask.submission_files` (CoLA.tsv, MNLI-m.tsv,
