@@ -8,11 +8,16 @@ the first non-finite loss or gradient.
     >>> trainer.push_to_hub()   # uploads output_dir with the LiteBERT card as README.md
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from torch.utils.hooks import RemovableHandle
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .hub_cards import write_model_card
 from .parameters import parameter_counts
@@ -24,17 +29,19 @@ class ThroughputCallback(TrainerCallback):
     start, hiding slow-downs). Token counts need `TrainingArguments(include_num_input_tokens_seen=
     "non_padding")` (or "all"); without it only the example rate is logged."""
 
-    def __init__(self):
-        self.last_time = None
+    def __init__(self) -> None:
+        self.last_time: float | None = None
         self.last_step = 0
         self.last_tokens = 0
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: object) -> None:
         self.last_time = time.perf_counter()
         self.last_step = state.global_step
         self.last_tokens = state.num_input_tokens_seen
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: object) -> None:
         if logs is None or "loss" not in logs or self.last_time is None:
             return
         now = time.perf_counter()
@@ -53,20 +60,22 @@ class ParameterCountCallback(TrainerCallback):
     """Adds the model's parameter counts (`param/total`, `param/effective`, ...; see `parameter_counts`) to the first
     training log, so they reach every logger the Trainer reports to."""
 
-    def __init__(self):
-        self.counts = None
+    def __init__(self) -> None:
+        self.counts: dict[str, int] | None = None
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       model: torch.nn.Module | None = None, **kwargs: object) -> None:
         if model is not None and hasattr(model, "base_model") and hasattr(model.base_model, "encoder"):
             self.counts = {f"param/{name}": value for name, value in parameter_counts(model).items()}
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: object) -> None:
         if self.counts and logs is not None:
             _add_to_log(state, logs, self.counts)
             self.counts = None
 
 
-def _add_to_log(state, logs: dict, entries: dict) -> None:
+def _add_to_log(state: TrainerState, logs: dict[str, float], entries: Mapping[str, float]) -> None:
     """Add entries to the log dict the later callbacks (reporters, progress bar) receive, and to the copy the Trainer
     already stored in `state.log_history` (saved in trainer_state.json)."""
     logs.update(entries)
@@ -85,34 +94,37 @@ class DivergenceCallback(TrainerCallback):
     read from each training forward pass; the gradients are checked too, since a finite loss can have overflowing
     gradients, except under fp16, whose gradient scaler skips overflowing steps by design."""
 
-    def __init__(self):
-        self.hook = None
-        self.state = None
+    def __init__(self) -> None:
+        self.hook: RemovableHandle | None = None
+        self.state: TrainerState | None = None
 
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       model: torch.nn.Module | None = None, **kwargs: object) -> None:
         self.state = state
         if model is not None:
             self.hook = model.register_forward_hook(self.check_loss)
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: object) -> None:
         self.remove_hook()
 
-    def remove_hook(self):
+    def remove_hook(self) -> None:
         if self.hook is not None:
             self.hook.remove()
             self.hook = None
 
-    def check_loss(self, module, inputs, outputs):
+    def check_loss(self, module: torch.nn.Module, inputs: tuple[object, ...], outputs: object) -> None:
         loss = getattr(outputs, "loss", None)
         if module.training and loss is not None and not torch.isfinite(loss).all():
             self.stop(f"the loss is {loss.detach().float().mean().item()}")
 
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                              model: torch.nn.Module | None = None, **kwargs: object) -> None:
         gradients = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
         if not args.fp16 and gradients and not torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
             self.stop("the gradients are not finite")
 
-    def stop(self, problem: str):
+    def stop(self, problem: str) -> NoReturn:
         self.remove_hook()
         raise TrainingDivergedError(
             f"training diverged at step {self.state.global_step + 1}: {problem}. It stopped before that step changed "
@@ -124,15 +136,16 @@ class DivergenceCallback(TrainerCallback):
 class LossPlotCallback(TrainerCallback):
     """Writes `loss_curves.png` (training and evaluation loss against step) to the output folder when training ends."""
 
-    def __init__(self, file_name: str = "loss_curves.png"):
+    def __init__(self, file_name: str = "loss_curves.png") -> None:
         self.file_name = file_name
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: object) -> None:
         if state.is_world_process_zero:
             plot_loss_curves(state.log_history, Path(args.output_dir) / self.file_name)
 
 
-def plot_loss_curves(log_history: list[dict], path: Path) -> Path | None:
+def plot_loss_curves(log_history: list[dict[str, float]], path: Path) -> Path | None:
     """Plot `loss` and `eval_loss` entries of a Trainer log history; returns the path, or None with nothing to plot."""
     import matplotlib
 
@@ -166,20 +179,25 @@ class ModelCardCallback(TrainerCallback):
     before every push to the Hub and at the end of training, with the latest evaluation's metrics merged over the
     results files."""
 
-    def __init__(self):
-        self.latest_metrics = {}
+    def __init__(self) -> None:
+        self.latest_metrics: dict[str, float] = {}
 
-    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    model: torch.nn.Module | None = None, metrics: dict[str, float] | None = None,
+                    **kwargs: object) -> None:
         self.latest_metrics.update(metrics or {})
         self.refresh(args, state.is_world_process_zero, model)
 
-    def on_train_end(self, args, state, control, model=None, **kwargs):
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     model: torch.nn.Module | None = None, **kwargs: object) -> None:
         self.refresh(args, state.is_world_process_zero, model)
 
-    def on_push_begin(self, args, state, control, model=None, **kwargs):
+    def on_push_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                      model: torch.nn.Module | None = None, **kwargs: object) -> None:
         self.refresh(args, state.is_world_process_zero, model)
 
-    def refresh(self, args: TrainingArguments, is_main_process: bool, model, **card_options) -> None:
+    def refresh(self, args: TrainingArguments, is_main_process: bool, model: torch.nn.Module | None,
+                **card_options: str | list[str] | None) -> None:
         if is_main_process and args.should_save and model is not None:
             card_options.setdefault("repo_id", args.hub_model_id)
             write_model_card(args.output_dir, model=model, extra_results=self.latest_metrics, **card_options)
@@ -197,13 +215,16 @@ def use_litebert_model_card(trainer: Trainer, card_callback: ModelCardCallback) 
     output_dir. Make that card step write the LiteBERT card (and JSON training arguments instead of the pickled file),
     keeping the options `push_to_hub(**kwargs)` passes on: model_name, language, license, tags, finetuned_from."""
 
-    def create_model_card(model_name=None, language="en", license="apache-2.0", tags=None, finetuned_from=None,
-                          **ignored):
+    def create_model_card(model_name: str | None = None, language: str | list[str] = "en", license: str = "apache-2.0",
+                          tags: str | list[str] | None = None, finetuned_from: str | None = None,
+                          **ignored: object) -> None:
         if not trainer.is_world_process_zero():
             return
         replace_pickled_training_args(trainer.args)
-        options = {"language": language, "license": license, "base_model": finetuned_from,
-                   "extra_tags": [tags] if isinstance(tags, str) else tags, "repo_id": trainer.hub_model_id}
+        options: dict[str, str | list[str] | None] = {
+            "language": language, "license": license, "base_model": finetuned_from,
+            "extra_tags": [tags] if isinstance(tags, str) else tags, "repo_id": trainer.hub_model_id,
+        }
         if model_name:
             options["model_name"] = model_name
         card_callback.refresh(trainer.args, True, trainer.model, **options)
