@@ -13,7 +13,14 @@ import zipfile
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
-from transformers import TrainerState, TrainingArguments
+from transformers import (
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerState,
+    TrainingArguments,
+)
 
 logger = logging.getLogger("litebert")
 
@@ -77,13 +84,13 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def checkpoint_folders(output_dir) -> list[Path]:
+def checkpoint_folders(output_dir: str | Path) -> list[Path]:
     """The `checkpoint-N` folders of `output_dir`, newest (highest N) first."""
     folders = [path for path in Path(output_dir).iterdir() if path.is_dir() and CHECKPOINT_NAME.match(path.name)]
     return sorted(folders, key=lambda path: int(CHECKPOINT_NAME.match(path.name).group(1)), reverse=True)
 
 
-def newest_complete_checkpoint(output_dir) -> Path | None:
+def newest_complete_checkpoint(output_dir: str | Path) -> Path | None:
     for folder in checkpoint_folders(output_dir):
         problem = checkpoint_problem(folder)
         if problem is None:
@@ -92,7 +99,12 @@ def newest_complete_checkpoint(output_dir) -> Path | None:
     return None
 
 
-def checkpoint_to_resume(training_args: TrainingArguments, auto_resume: bool, model, tokenizer=None) -> str | None:
+def checkpoint_to_resume(
+    training_args: TrainingArguments,
+    auto_resume: bool,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> str | None:
     """`--resume_from_checkpoint` when given; otherwise, with `auto_resume`, the newest complete checkpoint in
     `output_dir`, so that a run killed mid-way continues where it stopped when started again with the same command.
     Refuses (SystemExit) a checkpoint saved with another model config or tokenizer than `model` and `tokenizer`."""
@@ -117,7 +129,7 @@ def checkpoint_to_resume(training_args: TrainingArguments, auto_resume: bool, mo
     return str(folder)
 
 
-def config_differences(folder: Path, config) -> list[str]:
+def config_differences(folder: Path, config: PretrainedConfig) -> list[str]:
     """'name: saved X, now Y' for every config entry in which the checkpoint differs from `config`."""
     saved = _comparable_config(type(config).from_pretrained(folder))
     current = _comparable_config(config)
@@ -125,12 +137,12 @@ def config_differences(folder: Path, config) -> list[str]:
             for key in sorted(saved.keys() | current.keys()) if saved.get(key) != current.get(key)]
 
 
-def _comparable_config(config) -> dict:
+def _comparable_config(config: PretrainedConfig) -> dict:
     as_saved = json.loads(config.to_json_string(use_diff=False))  # JSON round trip: tuples, integer keys
     return {key: value for key, value in as_saved.items() if key not in SAVE_TIME_CONFIG_KEYS}
 
 
-def tokenizer_differences(folder: Path, tokenizer) -> list[str]:
+def tokenizer_differences(folder: Path, tokenizer: PreTrainedTokenizerBase | None) -> list[str]:
     saved_path = folder / "tokenizer.json"
     if tokenizer is None or not tokenizer.is_fast or not saved_path.is_file():
         return []
@@ -148,7 +160,7 @@ def reached_max_steps(checkpoint: str, training_args: TrainingArguments) -> bool
     return 0 < training_args.max_steps <= state.global_step
 
 
-def load_finished_checkpoint(trainer, checkpoint: str) -> None:
+def load_finished_checkpoint(trainer: Trainer, checkpoint: str) -> None:
     """Give `trainer` the weights and state of a checkpoint that needs no further training."""
     trainer._load_from_checkpoint(checkpoint)  # the loading Trainer.train(resume_from_checkpoint=...) itself does
     trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / STATE_FILE))

@@ -7,17 +7,18 @@ the package). DST must be a new or empty folder outside SRC: writing into SRC or
 """
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import transformers
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from ..convert import CONVERTERS, HEAD_CLASSES, litebert_class
 from .checkpoints import model_folder_problem
 from .common import ArgumentParser, command
 
 
-def source_head(source: Path):
+def source_head(source: Path) -> tuple[type[PreTrainedModel], Callable[[PreTrainedModel], PreTrainedModel]]:
     """(transformers class named in the config, converter) of the ALBERT/BERT checkpoint in `source`, checked before
     any weight is loaded."""
     if not (source / "config.json").is_file():

@@ -22,7 +22,8 @@ from .common import ArgumentParser, command
 from .pretrain import PretrainingDataArguments, PretrainingModelArguments, run
 
 # ALBERT-style (E=128, all layers shared) but narrow and short, so a few minutes of two CPU cores make visible progress.
-DEMO_SHAPE = "hidden_size=128,num_attention_heads=2,intermediate_size=512,num_hidden_layers=4,max_position_embeddings=64"
+DEMO_SHAPE = ("hidden_size=128,num_attention_heads=2,intermediate_size=512,num_hidden_layers=4,"
+              "max_position_embeddings=64")
 PROBES = [
     "Return the [MASK] of the list.",
     "This function is deprecated and will be [MASK] in a future version.",
@@ -39,7 +40,9 @@ def preset_parameter_rows() -> dict[str, dict[str, int]]:
     return rows
 
 
-def pretraining_arguments(output_dir: str, max_steps: int, seed: int):
+def pretraining_arguments(
+    output_dir: str, max_steps: int, seed: int
+) -> tuple[PretrainingModelArguments, PretrainingDataArguments, TrainingArguments]:
     model_args = PretrainingModelArguments(preset="albert-base", config_overrides=DEMO_SHAPE, tokenizer_vocab_size=8000)
     data_args = PretrainingDataArguments(max_seq_length=64, default_corpus_megabytes=4.0, max_eval_samples=1024)
     training_args = TrainingArguments(

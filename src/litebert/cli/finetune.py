@@ -15,6 +15,7 @@ A script defines only its task arguments and its data handling:
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def first_samples(dataset: datasets.Dataset, limit: int | None) -> datasets.Data
     return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
 
 
-def require_split(splits: datasets.DatasetDict, name: str, flag: str, hint: str) -> datasets.Dataset:
+def require_split(splits: Mapping[str, datasets.Dataset], name: str, flag: str, hint: str) -> datasets.Dataset:
     if name not in splits:
         raise SystemExit(f"{flag} needs a {name} split: {hint}")
     return splits[name]

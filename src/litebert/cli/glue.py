@@ -11,15 +11,19 @@ MNLI is evaluated on validation_matched (eval_*) and validation_mismatched (eval
 --do_predict writes the GLUE server's submission files (RTE.tsv, MNLI-m.tsv, ...) into --output_dir.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+from transformers import BatchEncoding, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
 from .. import LiteBertForSequenceClassification
-from ..tasks.glue import GLUE_TASKS, get_glue_task, glue_metrics, load_glue_split, write_glue_predictions
+from ..tasks.glue import GLUE_TASKS, GlueTask, get_glue_task, glue_metrics, load_glue_split, write_glue_predictions
 from .common import build_trainer, command, command_line, save_metrics, seed_everything, setup_logging, train
 from .finetune import (
+    FinetuningDataArguments,
+    FinetuningModelArguments,
     describe_run,
     first_samples,
     load_model,
@@ -37,14 +41,14 @@ class GlueArguments:
     task_name: str = field(metadata={"help": f"one of {', '.join(GLUE_TASKS)}"})
 
 
-def load_task(task_name: str):
+def load_task(task_name: str) -> GlueTask:
     try:
         return get_glue_task(task_name)
     except ValueError as err:
         raise SystemExit(f"--task_name: {err}") from None
 
 
-def load_raw_splits(task, data_args):
+def load_raw_splits(task: GlueTask, data_args: FinetuningDataArguments) -> datasets.DatasetDict:
     try:
         return load_glue_split(
             task,
@@ -58,7 +62,7 @@ def load_raw_splits(task, data_args):
         raise SystemExit(str(err)) from None
 
 
-def check_requested_splits(splits, training_args) -> None:
+def check_requested_splits(splits: datasets.DatasetDict, training_args: TrainingArguments) -> None:
     """Before any model is loaded: the splits --do_train, --do_eval and --do_predict need are there (MNLI's count as
     validation and test)."""
     for requested, flag, split in ((training_args.do_train, "--do_train", "train"),
@@ -68,7 +72,7 @@ def check_requested_splits(splits, training_args) -> None:
             raise SystemExit(f"{flag} needs a {split} split: {SPLITS_HINT}")
 
 
-def label_config(task) -> dict:
+def label_config(task: GlueTask) -> dict:
     if task.is_regression:
         return {"num_labels": 1, "problem_type": "regression"}
     return {
@@ -78,11 +82,17 @@ def label_config(task) -> dict:
     }
 
 
-def tokenize(splits, task, tokenizer, max_seq_length, num_proc):
+def tokenize(
+    splits: Mapping[str, datasets.Dataset],
+    task: GlueTask,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    num_proc: int | None,
+) -> datasets.DatasetDict:
     """Token ids per row; padding is left to the collator, batch by batch."""
     pair = len(task.text_columns) == 2
 
-    def encode(batch):
+    def encode(batch: Mapping[str, list]) -> BatchEncoding:
         texts = (batch["sentence1"], batch["sentence2"]) if pair else (batch["sentence1"],)
         return tokenizer(*texts, truncation=True, max_length=max_seq_length)
 
@@ -91,7 +101,7 @@ def tokenize(splits, task, tokenizer, max_seq_length, num_proc):
     )
 
 
-def limit_for_split(name: str, data_args) -> int | None:
+def limit_for_split(name: str, data_args: FinetuningDataArguments) -> int | None:
     if name == "train":
         return data_args.max_train_samples
     return data_args.max_eval_samples if name.startswith("validation") else data_args.max_predict_samples
@@ -102,12 +112,18 @@ def metrics_prefix(split: str) -> str:
     return "eval_mismatched" if split.endswith("mismatched") else "eval"
 
 
-def submission_file(task, split: str) -> str:
+def submission_file(task: GlueTask, split: str) -> str:
     # a --test_file is loaded as "test"; for MNLI that means the matched test set
     return task.submission_files.get(split, next(iter(task.submission_files.values())))
 
 
-def run(model_args, data_args, glue_args, training_args, command: str | None = None) -> dict:
+def run(
+    model_args: FinetuningModelArguments,
+    data_args: FinetuningDataArguments,
+    glue_args: GlueArguments,
+    training_args: TrainingArguments,
+    command: str | None = None,
+) -> dict:
     setup_logging(training_args)
     task = load_task(glue_args.task_name)
     raw_splits = load_raw_splits(task, data_args)
@@ -145,7 +161,7 @@ def run(model_args, data_args, glue_args, training_args, command: str | None = N
     return results
 
 
-def predict(trainer, task, splits) -> dict:
+def predict(trainer: Trainer, task: GlueTask, splits: datasets.DatasetDict) -> dict:
     """Predict every test split and write its submission file; test rows have no labels to score."""
     test_splits = {name: dataset for name, dataset in splits.items() if name.startswith("test")}
     written = {}

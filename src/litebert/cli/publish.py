@@ -257,7 +257,7 @@ def _card_note(plan: PublishPlan) -> str:
     return f"  ({kind} card, written into the folder when uploading)"
 
 
-def _human_size(size: int) -> str:
+def _human_size(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -288,7 +288,8 @@ def upload(plan: PublishPlan, repo_id: str, private: bool, token: str | None, co
         if type(err).__module__.split(".")[0] not in ("httpx", "httpx2"):
             raise
         raise PublishError(f"cannot reach the Hugging Face Hub at {constants.ENDPOINT}: {err}. Check the network "
-                           "connection (and HF_ENDPOINT / proxy settings); --dry-run checks the folder offline") from None
+                           "connection (and HF_ENDPOINT / proxy settings); --dry-run checks the folder "
+                           "offline") from None
     return commit.commit_url
 
 
@@ -303,7 +304,8 @@ def _http_error_message(err: HfHubHTTPError, repo_id: str) -> str:
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(prog="litebert-publish", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="a saved LiteBERT model folder (save_pretrained / a script's output_dir)")
+    parser.add_argument("folder", type=Path,
+                        help="a saved LiteBERT model folder (save_pretrained / a script's output_dir)")
     parser.add_argument("--repo-id", "--repo_id", required=True,
                         help="the Hub repository, e.g. your-name/model; the card's usage snippet names it")
     parser.add_argument("--private", action="store_true", help="create the repository as private")

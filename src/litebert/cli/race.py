@@ -14,7 +14,8 @@ accuracy_middle / accuracy_high. --model_name_or_path may be a local BERT/ALBERT
 from dataclasses import dataclass, field
 
 import datasets
-from transformers import DataCollatorForMultipleChoice
+import numpy as np
+from transformers import DataCollatorForMultipleChoice, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
 from .. import LiteBertForMultipleChoice
 from ..tasks.race import (
@@ -27,6 +28,8 @@ from ..tasks.race import (
 )
 from .common import build_trainer, command, command_line, save_metrics, seed_everything, setup_logging, train
 from .finetune import (
+    FinetuningDataArguments,
+    FinetuningModelArguments,
     describe_run,
     first_samples,
     load_model,
@@ -48,7 +51,9 @@ class RaceArguments:
     levels: list[str] = field(default_factory=lambda: list(LEVELS), metadata={"help": "middle and/or high"})
 
 
-def load_split(data_args, race_args, split: str, limit: int | None, seed: int) -> datasets.Dataset:
+def load_split(
+    data_args: FinetuningDataArguments, race_args: RaceArguments, split: str, limit: int | None, seed: int
+) -> datasets.Dataset:
     if not data_args.data_dir and not data_args.dataset_name:
         raise SystemExit("RACE needs --data_dir (the folder holding {train,dev,test}/{middle,high}/*.txt) or "
                          "--dataset_name (a Hub copy laid out as ehovy/race).")
@@ -66,7 +71,12 @@ def load_split(data_args, race_args, split: str, limit: int | None, seed: int) -
     return dataset
 
 
-def featurize(examples, tokenizer, max_seq_length, data_args) -> datasets.Dataset:
+def featurize(
+    examples: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    data_args: FinetuningDataArguments,
+) -> datasets.Dataset:
     return examples.map(
         prepare_multiple_choice_features,
         batched=True,
@@ -77,7 +87,14 @@ def featurize(examples, tokenizer, max_seq_length, data_args) -> datasets.Datase
     )
 
 
-def score(trainer, examples, tokenizer, max_seq_length, data_args, prefix: str):
+def score(
+    trainer: Trainer,
+    examples: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    data_args: FinetuningDataArguments,
+    prefix: str,
+) -> tuple[dict[str, float], np.ndarray]:
     """(metrics with the loss and race_accuracy under `prefix`, predicted choice per question)."""
     output = trainer.predict(featurize(examples, tokenizer, max_seq_length, data_args), metric_key_prefix=prefix)
     accuracy = race_accuracy(output.predictions, output.label_ids, examples["level"])
@@ -85,7 +102,13 @@ def score(trainer, examples, tokenizer, max_seq_length, data_args, prefix: str):
     return metrics, output.predictions.argmax(axis=1)
 
 
-def run(model_args, data_args, race_args, training_args, command: str | None = None) -> dict:
+def run(
+    model_args: FinetuningModelArguments,
+    data_args: FinetuningDataArguments,
+    race_args: RaceArguments,
+    training_args: TrainingArguments,
+    command: str | None = None,
+) -> dict:
     setup_logging(training_args)
     seed = training_args.seed
     train_examples = eval_examples = predict_examples = None

@@ -10,18 +10,21 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 RECORD_NAME = ".litebert_inputs.json"  # hidden: not uploaded by litebert-publish
 
+T = TypeVar("T")
 
-def file_fingerprints(paths) -> list[dict]:
+
+def file_fingerprints(paths: Iterable[str | os.PathLike[str]]) -> list[dict]:
     """[{path, sha256}] of each file: the contents identify a corpus, the paths only name it in messages."""
     return [{"path": os.path.abspath(path), "sha256": file_sha256(path)} for path in paths]
 
 
-def file_sha256(path) -> str:
+def file_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -29,7 +32,7 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def recorded_match(output_dir, name: str, inputs: dict, required_file: str) -> bool:
+def recorded_match(output_dir: str | Path, name: str, inputs: dict, required_file: str) -> bool:
     """Whether `output_dir` holds `required_file` of the prepared `name` made from `inputs`. False when it holds
     none, or one whose inputs were never recorded (a run killed before); SystemExit naming the differences when it
     was made from other inputs, which this command would otherwise silently reuse."""
@@ -46,7 +49,7 @@ def recorded_match(output_dir, name: str, inputs: dict, required_file: str) -> b
     return True
 
 
-def save_recorded(output_dir, name: str, inputs: dict, save: Callable[[str], object]) -> None:
+def save_recorded(output_dir: str | Path, name: str, inputs: dict, save: Callable[[str], object]) -> None:
     """Write the files of `name` with `save(folder)` and record `inputs`. The record is dropped first and written
     last, and every file is moved into place whole, so a kill at any moment leaves either this or nothing recorded."""
     _update_record(output_dir, name, None)
@@ -60,7 +63,7 @@ def save_recorded(output_dir, name: str, inputs: dict, save: Callable[[str], obj
     _update_record(output_dir, name, inputs)
 
 
-def write_atomically(path: Path, write: Callable[[Path], object]):
+def write_atomically(path: Path, write: Callable[[Path], T]) -> T:
     """`write(partial_path)`, then rename the result to `path`: a killed process leaves no truncated `path`."""
     partial = path.with_name(path.name + ".partial")
     result = write(partial)
@@ -68,12 +71,12 @@ def write_atomically(path: Path, write: Callable[[Path], object]):
     return result
 
 
-def _read_record(output_dir) -> dict:
+def _read_record(output_dir: str | Path) -> dict:
     path = Path(output_dir) / RECORD_NAME
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _update_record(output_dir, name: str, inputs: dict | None) -> None:
+def _update_record(output_dir: str | Path, name: str, inputs: dict | None) -> None:
     record = _read_record(output_dir)
     if inputs is None:
         record.pop(name, None)
@@ -82,7 +85,7 @@ def _update_record(output_dir, name: str, inputs: dict | None) -> None:
     write_atomically(Path(output_dir) / RECORD_NAME, lambda path: path.write_text(json.dumps(record, indent=2)))
 
 
-def _comparable(value):
+def _comparable(value: object) -> object:
     """Fingerprints compared by contents: two copies of a corpus at different paths are the same input."""
     if isinstance(value, list):
         return [_comparable(item) for item in value]
@@ -91,13 +94,13 @@ def _comparable(value):
     return value
 
 
-def _difference(key: str, then, now) -> str:
+def _difference(key: str, then: object, now: object) -> str:
     if _shown(then) == _shown(now):
         return f"the contents of {key} {_shown(now)} changed"
     return f"{key} was {_shown(then)}, now {_shown(now)}"
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     if isinstance(value, list) and value and all(isinstance(item, dict) and "path" in item for item in value):
         return ", ".join(item["path"] for item in value)
     return json.dumps(value)

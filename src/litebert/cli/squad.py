@@ -12,9 +12,11 @@ eval_exact/eval_f1 (plus HasAns_*/NoAns_*/best_* for v2.0) to eval_results.json.
 of --test_file into predict_predictions.json. --model_name_or_path may be a local BERT/ALBERT folder (converted).
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import datasets
+from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
 
 from .. import LiteBertForQuestionAnswering
 from ..tasks.squad import (
@@ -26,6 +28,8 @@ from ..tasks.squad import (
 )
 from .common import build_trainer, command, command_line, logger, save_metrics, seed_everything, setup_logging, train
 from .finetune import (
+    FinetuningDataArguments,
+    FinetuningModelArguments,
     describe_run,
     first_samples,
     load_config,
@@ -66,7 +70,7 @@ class SquadArguments:
     )
 
 
-def load_examples(data_args, squad_args) -> dict:
+def load_examples(data_args: FinetuningDataArguments, squad_args: SquadArguments) -> dict[str, datasets.Dataset]:
     """Question examples per split ("train", "validation", "test") from the JSON files or the Hub."""
     if data_args.dataset_name:
         hub = datasets.load_dataset(data_args.dataset_name)
@@ -79,7 +83,7 @@ def load_examples(data_args, squad_args) -> dict:
     return splits
 
 
-def read_file(path) -> datasets.Dataset:
+def read_file(path: str) -> datasets.Dataset:
     try:
         squad = read_squad(path)
     except FileNotFoundError as err:
@@ -87,7 +91,7 @@ def read_file(path) -> datasets.Dataset:
     return datasets.Dataset.from_list(squad.examples, features=EXAMPLE_FEATURES)
 
 
-def check_doc_stride(squad_args, max_seq_length: int, tokenizer) -> None:
+def check_doc_stride(squad_args: SquadArguments, max_seq_length: int, tokenizer: PreTrainedTokenizerBase) -> None:
     """Each window holds the question (up to --max_query_length tokens), the special tokens and the rest of
     max_seq_length for context; consecutive windows share doc_stride context tokens, which must be fewer than that."""
     special_tokens = tokenizer.num_special_tokens_to_add(pair=True)
@@ -100,11 +104,18 @@ def check_doc_stride(squad_args, max_seq_length: int, tokenizer) -> None:
         )
 
 
-def is_answerable(example) -> bool:
+def is_answerable(example: Mapping) -> bool:
     return not example.get("is_impossible", False) and len(example["answers"]["text"]) > 0
 
 
-def featurize(examples, prepare, tokenizer, max_seq_length, squad_args, data_args) -> datasets.Dataset:
+def featurize(
+    examples: datasets.Dataset,
+    prepare: Callable[..., dict],
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    squad_args: SquadArguments,
+    data_args: FinetuningDataArguments,
+) -> datasets.Dataset:
     return examples.map(
         prepare,
         batched=True,
@@ -116,7 +127,14 @@ def featurize(examples, prepare, tokenizer, max_seq_length, squad_args, data_arg
     )
 
 
-def answer_questions(trainer, examples, tokenizer, max_seq_length, squad_args, data_args):
+def answer_questions(
+    trainer: Trainer,
+    examples: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    squad_args: SquadArguments,
+    data_args: FinetuningDataArguments,
+) -> tuple[dict[str, str], dict[str, float], dict[str, list[dict]]]:
     """Answer texts per question id from the model's start/end logits over every window of the context."""
     features = featurize(examples, prepare_validation_features, tokenizer, max_seq_length, squad_args, data_args)
     model_inputs = features.remove_columns(["example_id", "offset_mapping"])
@@ -130,7 +148,14 @@ def answer_questions(trainer, examples, tokenizer, max_seq_length, squad_args, d
     )
 
 
-def evaluate(trainer, examples, tokenizer, max_seq_length, squad_args, data_args) -> dict:
+def evaluate(
+    trainer: Trainer,
+    examples: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    squad_args: SquadArguments,
+    data_args: FinetuningDataArguments,
+) -> dict:
     predictions, null_odds, nbest = answer_questions(trainer, examples, tokenizer, max_seq_length, squad_args,
                                                      data_args)
     write_json(trainer, "predictions.json", predictions)
@@ -148,7 +173,13 @@ def evaluate(trainer, examples, tokenizer, max_seq_length, squad_args, data_args
     return metrics
 
 
-def run(model_args, data_args, squad_args, training_args, command: str | None = None) -> dict:
+def run(
+    model_args: FinetuningModelArguments,
+    data_args: FinetuningDataArguments,
+    squad_args: SquadArguments,
+    training_args: TrainingArguments,
+    command: str | None = None,
+) -> dict:
     setup_logging(training_args)
     splits = load_examples(data_args, squad_args)
     train_examples = eval_examples = predict_examples = None
