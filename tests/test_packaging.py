@@ -19,7 +19,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL_MODULES = {"litebert", "conftest", "fake_hub"}
+# the package and the helper modules that tests and benchmark scripts import from their own folders
+LOCAL_MODULES = {"litebert"} | {path.stem for path in [*ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]}
 # Required although never imported, and why.
 USED_WITHOUT_IMPORT = {"accelerate": "transformers' Trainer needs it; transformers lists it only as an extra"}
 
