@@ -167,6 +167,7 @@ def help_text(script: str, monkeypatch) -> str:
                 getattr(importlib.import_module(module), function)(["--help"])
             else:
                 patch.setattr(sys, "argv", [script, "--help"])
+                patch.syspath_prepend(str((ROOT / script).parent))  # as `python benchmarks/NAME.py` has it
                 runpy.run_path(str(ROOT / script), run_name="__main__")
         _HELP[script] = output.getvalue()
     return _HELP[script]
