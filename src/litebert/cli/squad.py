@@ -151,13 +151,11 @@ def answer_questions(
 def evaluate(
     trainer: Trainer,
     examples: datasets.Dataset,
-    tokenizer: PreTrainedTokenizerBase,
-    max_seq_length: int,
+    answers: tuple[dict[str, str], dict[str, float], dict[str, list[dict]]],
     squad_args: SquadArguments,
-    data_args: FinetuningDataArguments,
 ) -> dict:
-    predictions, null_odds, nbest = answer_questions(trainer, examples, tokenizer, max_seq_length, squad_args,
-                                                     data_args)
+    """Write the answers (what `answer_questions` returns) to the output folder and score them against examples."""
+    predictions, null_odds, nbest = answers
     write_json(trainer, "predictions.json", predictions)
     write_json(trainer, "nbest_predictions.json", nbest)
     if squad_args.version_2_with_negative:
@@ -213,7 +211,8 @@ def run(
     if training_args.do_train:
         results.update(train(trainer, data_args.auto_resume, train_samples=len(train_examples)))
     if training_args.do_eval:
-        metrics = evaluate(trainer, eval_examples, tokenizer, max_seq_length, squad_args, data_args)
+        answers = answer_questions(trainer, eval_examples, tokenizer, max_seq_length, squad_args, data_args)
+        metrics = evaluate(trainer, eval_examples, answers, squad_args)
         save_metrics(trainer, "eval", metrics)
         results.update(metrics)
     if training_args.do_predict:
