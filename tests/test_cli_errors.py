@@ -116,6 +116,27 @@ CASES = {
         "race", ["{finetune}", "--do_eval", "--data_dir", "{tmp}/no-race"], "RACE folder(s) not found"),
     "race: no data": (
         "race", ["{finetune}", "--do_eval"], "RACE needs --data_dir"),
+    "export: quantization other than int8": (
+        "export", ["{tiny_model}", "{tmp}/onnx", "--quantize", "int4"],
+        "quantize='int4' is not supported: the one quantization is int8"),
+    "export: opset out of range": (
+        "export", ["{tiny_model}", "{tmp}/onnx", "--opset", "12"], "opset 12 is not supported: choose 18 to 23"),
+    "export: flex attention": (
+        "export", ["{tiny_model}", "{tmp}/onnx", "--attn_implementation", "flex_attention"],
+        "attn_implementation='flex_attention' cannot be exported: torch.export traces only eager and sdpa"),
+    "export: missing folder": (
+        "export", ["{tmp}/no-model", "{tmp}/onnx"], "{tmp}/no-model: no such folder"),
+    "export: not a LiteBERT folder": (
+        "export", ["{bert}", "{tmp}/onnx"], "{bert} holds a 'bert' model, not LiteBERT: convert it first with "
+                                            "litebert-convert"),
+    "export: damaged weights": (
+        "export", ["{truncated_bert}", "{tmp}/onnx"],
+        "{truncated_bert} cannot be exported: {truncated_bert}/model.safetensors is truncated"),
+    "export: into the model folder": (
+        "export", ["{tiny_model}", "{tiny_model}"],
+        "{tiny_model} is the model folder itself: the export writes its own config.json"),
+    "export: into a folder with files": (
+        "export", ["{tiny_model}", "{full_folder}"], "{full_folder} already holds files (notes.txt)"),
     "publish: missing folder": (
         "publish", ["{tmp}/nothing", "--repo-id", "a/b", "--dry-run"], "is not a folder"),
     "publish: repository missing": (

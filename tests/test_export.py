@@ -6,14 +6,8 @@ import torch
 
 from litebert import LiteBertConfig, LiteBertForSequenceClassification, LiteBertModel
 
-from conftest import padded_batch, tiny_config_kwargs
+from conftest import POSITION_MODES, padded_batch, tiny_config_kwargs
 
-POSITION_MODES = {
-    "absolute": {},
-    "tupe-a": {"position_embedding_type": "tupe"},
-    "tupe-r": {"position_embedding_type": "tupe", "relative_attention_num_buckets": 8,
-               "relative_attention_max_distance": 6},
-}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL_MODULES = {"litebert"} | {path.stem for path in [*ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]}
 # Required although never imported, and why.
 USED_WITHOUT_IMPORT = {"accelerate": "transformers' Trainer needs it; transformers lists it only as an extra"}
+# The extras of the tests and benchmarks; every other extra is the package's own, for features not all users need.
+TEST_EXTRAS = ("dev", "bench")
 
 
 def requirements(section: str, option: str) -> list[Requirement]:
@@ -39,12 +41,15 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def imported_distributions(folder: Path) -> dict[str, set[str]]:
-    """Third-party distributions imported by the .py files under `folder` -> the files importing them."""
+def imported_distributions(folder: Path, at_import_only: bool = False) -> dict[str, set[str]]:
+    """Third-party distributions imported by the .py files under `folder` -> the files importing them; with
+    `at_import_only`, only the imports that run when the file is imported (not those inside functions or under
+    `if TYPE_CHECKING:`)."""
     providers = packages_distributions()
     found = {}
     for path in folder.rglob("*.py"):
-        for module in _top_level_imports(path):
+        modules = _import_time_imports(path) if at_import_only else _top_level_imports(path)
+        for module in modules:
             if module in sys.stdlib_module_names or module in LOCAL_MODULES:
                 continue
             for distribution in providers.get(module, [f"<no installed distribution provides {module}>"]):
@@ -62,6 +67,33 @@ def _top_level_imports(path: Path) -> set[str]:
     return modules
 
 
+def _import_time_imports(path: Path) -> set[str]:
+    """The top-level modules that importing `path` imports: statements run at import time (class bodies included),
+    not function bodies, not `if TYPE_CHECKING:` blocks."""
+    pending, imports = list(ast.parse(path.read_text(encoding="utf-8")).body), []
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imports.append(node)
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            pending.extend(node.orelse)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            pending.extend(child for child in ast.iter_child_nodes(node)
+                           if isinstance(child, (ast.stmt, ast.excepthandler)))
+    modules = {alias.name.split(".")[0] for node in imports if isinstance(node, ast.Import) for alias in node.names}
+    return modules | {node.module.split(".")[0] for node in imports
+                      if isinstance(node, ast.ImportFrom) and node.level == 0}
+
+
+def optional_extras() -> dict[str, set[str]]:
+    """The package's own extras (e.g. onnx) -> their distributions."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    extras = config["options.extras_require"]
+    return {extra: names(requirements("options.extras_require", extra)) for extra in extras
+            if extra not in TEST_EXTRAS}
+
+
 def test_every_install_requirement_is_imported_by_the_package():
     used = set(imported_distributions(ROOT / "src"))
     unused = names(requirements("options", "install_requires")) - used - set(USED_WITHOUT_IMPORT)
@@ -75,13 +107,30 @@ def test_every_import_is_declared():
     package = names(requirements("options", "install_requires"))
     extras = package | names(requirements("options.extras_require", "dev"))
     extras |= names(requirements("options.extras_require", "bench"))
-    undeclared = {name: files for name, files in imported_distributions(ROOT / "src").items() if name not in package}
-    assert not undeclared, f"imported by the package but not in install_requires: {undeclared}"
+    optional = set().union(*optional_extras().values())
+    undeclared = {name: files for name, files in imported_distributions(ROOT / "src").items()
+                  if name not in package | optional}
+    assert not undeclared, f"imported by the package but in neither install_requires nor one of its extras " \
+                           f"({', '.join(optional_extras())}): {undeclared}"
+    # a distribution of the package's extras is imported only where a feature uses it: every module imports without
+    eager = {name: files for name, files in imported_distributions(ROOT / "src", at_import_only=True).items()
+             if name in optional - package}
+    assert not eager, f"optional distributions imported when a module is imported (import them in the functions " \
+                      f"that use them): {eager}"
     for folder in ("tests", "benchmarks"):
         undeclared = {name: files for name, files in imported_distributions(ROOT / folder).items()
                       if name not in extras}
         assert not undeclared, f"imported by {folder}/ but in neither install_requires nor the dev/bench extras: " \
                                f"{undeclared}"
+
+
+def test_the_import_time_check_tells_lazy_imports_from_eager_ones(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("from typing import TYPE_CHECKING\nimport json\ntry:\n    import yaml\nexcept ImportError:\n"
+                      "    import pickle\nif TYPE_CHECKING:\n    import onnx\n\n\nclass Runner:\n    import csv\n\n"
+                      "    def run(self):\n        import onnxruntime\n")
+    assert _import_time_imports(module) == {"typing", "json", "yaml", "pickle", "csv"}
+    assert _top_level_imports(module) >= {"onnx", "onnxruntime"}
 
 
 def _sdpa_and_flex_take_position_bias() -> bool:
