@@ -9,8 +9,9 @@ that directory, holding a tiny LiteBERT classifier with a real WordPiece tokeniz
 command that runs a LiteBERT script (`litebert-NAME`, or `-m litebert.cli.NAME` after python, torchrun or accelerate
 launch) or a benchmark (`python benchmarks/NAME.py`) may use only flags that the script's --help lists; `make TARGET`
 must name a Makefile target. The quick commands also run, in a temporary directory: `litebert-convert` (its source
-folder laid out as a tiny BERT with a real tokenizer) and `litebert-publish ... --dry-run` (its folder laid out as the
-tiny classifier). Training runs, uploads, installs and shell plumbing (pip, hf, mkdir, ln, loops) are not run.
+folder laid out as a tiny BERT with a real tokenizer), `litebert-publish ... --dry-run` and `litebert-export` (their
+folder laid out as the tiny classifier). Training runs, uploads, installs and shell plumbing (pip, hf, mkdir, ln,
+loops) are not run.
 
 Fenced blocks without a language (file trees, sample output) are not code.
 """
@@ -184,8 +185,8 @@ def makefile_targets() -> set[str]:
 
 
 def run_quick_command(script: str, arguments: list[str], classifier: Path, tiny_bert: Path) -> bool:
-    """Run `litebert-convert` and `litebert-publish --dry-run` in the current directory, their input folder laid out
-    first; True when the command was one of these."""
+    """Run `litebert-convert`, `litebert-publish --dry-run` and `litebert-export` in the current directory, their
+    input folder laid out first; True when the command was one of these."""
     if script == "litebert-convert":
         shutil.copytree(tiny_bert, arguments[0])
         from litebert.cli import convert
@@ -198,11 +199,17 @@ def run_quick_command(script: str, arguments: list[str], classifier: Path, tiny_
 
         publish.main(arguments)
         return True
+    if script == "litebert-export":
+        shutil.copytree(classifier, arguments[0])
+        from litebert.cli import export
+
+        export.main(arguments)
+        return True
     return False
 
 
 # What the rule runs: a change that stops running these would leave the commands unchecked.
-EXPECTED_RUNS = {"README.md": ["litebert-convert", "litebert-publish"]}
+EXPECTED_RUNS = {"README.md": ["litebert-convert", "litebert-publish"], "deployment.md": ["litebert-export"]}
 
 
 @pytest.mark.parametrize("document", documents_with("bash"), ids=lambda path: path.name)

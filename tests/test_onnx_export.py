@@ -28,6 +28,7 @@ from litebert.onnx import (
     INT8_FILE,
     ONNX_FILE,
     OnnxClassifier,
+    OnnxModel,
     OnnxQuestionAnswerer,
     export,
     require,
@@ -242,6 +243,9 @@ def test_unsupported_options_are_refused_naming_what_is_allowed(exported, tmp_pa
     with pytest.raises(FileNotFoundError, match=f"{INT8_FILE} is missing: write it with `litebert-export MODEL "
                                                 f".* --quantize int8`"):
         OnnxQuestionAnswerer(question_answering, quantized=True)
+    too_long = np.full((1, 129), 7)
+    with pytest.raises(ValueError, match="Sequence length 129 exceeds max_position_embeddings=128; truncate"):
+        OnnxModel(question_answering)({"input_ids": too_long, "attention_mask": np.ones_like(too_long)})
 
 
 def test_a_missing_onnxruntime_names_the_install_command(monkeypatch):

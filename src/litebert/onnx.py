@@ -387,6 +387,10 @@ class OnnxModel:
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The model's outputs by name for tokenized, padded inputs (numpy arrays, or lists of equal length)."""
+        length = np.shape(inputs["input_ids"])[-1]
+        if length > self.max_length:  # onnxruntime would fail on a broadcast deep inside the graph
+            raise ValueError(f"Sequence length {length} exceeds max_position_embeddings={self.max_length}; truncate "
+                             f"the inputs (tokenizer(..., truncation=True, max_length={self.max_length})).")
         return session_outputs(self.session, inputs)
 
     @property
