@@ -16,6 +16,7 @@ import argparse
 import copy
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ def onnx_engine(classifier: OnnxClassifier):
     return lambda inputs: classifier(inputs)["logits"]
 
 
+def torch_dynamic_int8(model: nn.Module) -> nn.Module:
+    """A copy with int8 weights in every nn.Linear, activations quantized per batch (torch.ao's dynamic quantization,
+    deprecated in favour of torchao, which is not installed here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+
+
 def pass_over(engine, batches: list[tuple[list[int], dict]], predictions: np.ndarray | None = None) -> float:
     """Seconds for one pass of `engine` over the batches; the predicted labels go into `predictions` when given."""
     start = time.perf_counter()
@@ -100,8 +109,7 @@ def main():
         "torch.compile": pytorch_engine(torch.compile(model, dynamic=True)),
         "ONNX Runtime fp32": onnx_engine(fp32),
         "ONNX Runtime int8": onnx_engine(OnnxClassifier(onnx_folder, quantized=True, threads=threads)),
-        "PyTorch dynamic int8": pytorch_engine(
-            torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)),
+        "PyTorch dynamic int8": pytorch_engine(torch_dynamic_int8(model)),
     }
     dev = read_glue_tsv(SST2_DEV, "sst2", labelled=True)
     texts, gold = [row["sentence1"] for row in dev], np.array([row["label"] for row in dev])

@@ -14,7 +14,7 @@ also writes onnxruntime's dynamic int8 quantization and prints its difference. O
 import argparse
 from pathlib import Path
 
-from ..onnx import EXPORTABLE_ATTENTION, OPSETS, QUANTIZATIONS, check_export_options, export
+from ..onnx import DEFAULT_OPSET, EXPORTABLE_ATTENTION, OPSETS, QUANTIZATIONS, check_export_options, export
 from .checkpoints import model_folder_problem
 from .common import ArgumentParser, command
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quantize", metavar="|".join(QUANTIZATIONS),
                         help="also write model.int8.onnx, onnxruntime's dynamic int8 quantization")
     parser.add_argument("--opset", type=int,
-                        help=f"ONNX opset, {OPSETS.start} to {OPSETS.stop - 1} (default: torch.onnx's default)")
+                        help=f"ONNX opset, {OPSETS.start} to {OPSETS.stop - 1} (default: {DEFAULT_OPSET}, which needs "
+                             "onnxruntime 1.23 or newer to run)")
     parser.add_argument("--attn_implementation", default="sdpa",
                         help=f"attention backend to trace: {' or '.join(EXPORTABLE_ATTENTION)} (default: sdpa; "
                              "flex_attention cannot be traced)")
