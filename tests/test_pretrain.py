@@ -228,7 +228,7 @@ def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
     from transformers import EvalPrediction
 
     from litebert import LiteBertConfig
-    from litebert.cli.pretrain import pretraining_metrics, reduce_pretraining_logits
+    from litebert.cli.objectives import mlm_metrics, reduce_mlm
 
     from conftest import tiny_config_kwargs
 
@@ -247,8 +247,8 @@ def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
         with torch.no_grad():
             outputs = model(input_ids, attention_mask=attention_mask, labels=mlm_labels,
                             sentence_order_label=sop_labels)
-        reduced = reduce_pretraining_logits((outputs.prediction_logits, outputs.sop_logits), (mlm_labels, sop_labels))
-        metrics[name] = pretraining_metrics(EvalPrediction(tuple(t.numpy() for t in reduced),
+        reduced = reduce_mlm((outputs.prediction_logits, outputs.sop_logits), (mlm_labels, sop_labels))
+        metrics[name] = mlm_metrics(EvalPrediction(tuple(t.numpy() for t in reduced),
                                                            (mlm_labels.numpy(), sop_labels.numpy())))
     assert outputs.prediction_logits.shape == (6, dense_model.config.vocab_size)  # one row per label
     with torch.no_grad():

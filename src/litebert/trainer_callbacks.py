@@ -11,7 +11,7 @@ the first non-finite loss or gradient.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -145,33 +145,46 @@ class LossPlotCallback(TrainerCallback):
             plot_loss_curves(state.log_history, Path(args.output_dir) / self.file_name)
 
 
-def plot_loss_curves(log_history: list[dict[str, float]], path: Path) -> Path | None:
-    """Plot `loss` and `eval_loss` entries of a Trainer log history; returns the path, or None with nothing to plot."""
+def plot_loss_curves(
+    log_history: list[dict[str, float]], path: Path, losses: Sequence[str] = (), accuracies: Sequence[str] = ()
+) -> Path | None:
+    """Plot the `loss` and `eval_loss` entries of a Trainer log history against step, with the held-out metrics
+    named in `losses` (e.g. a pretraining objective's component losses) beside them and those in `accuracies` in a
+    second panel; returns the path, or None with nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {
-        "training loss": [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry],
-        "evaluation loss": [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry],
-    }
-    if not any(curves.values()):
+    def curve(name: str) -> list[tuple[float, float]]:
+        return [(entry["step"], entry[name]) for entry in log_history if name in entry]
+
+    loss_curves = {"training loss": curve("loss"), "evaluation loss": curve("eval_loss")}
+    loss_curves.update({_metric_label(name): curve(name) for name in losses})
+    accuracy_curves = {_metric_label(name): curve(name) for name in accuracies}
+    if not any(loss_curves.values()):
         return None
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for label, points in curves.items():
-        if points:
-            steps, values = zip(*points)
-            axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=label)
-    axis.set_xlabel("step")
-    axis.set_ylabel("loss")
-    axis.legend()
-    axis.grid(alpha=0.3)
+    panels = [(loss_curves, "loss")] + ([(accuracy_curves, "accuracy")] if any(accuracy_curves.values()) else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for axis, (curves, y_label) in zip(axes[0], panels):
+        for label, points in curves.items():
+            if points:
+                steps, values = zip(*points)
+                axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=label)
+        axis.set_xlabel("step")
+        axis.set_ylabel(y_label)
+        axis.legend()
+        axis.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _metric_label(name: str) -> str:
+    """'eval_generator_mlm_loss' -> 'held-out generator mlm loss'."""
+    return "held-out " + name.removeprefix("eval_").replace("_", " ")
 
 
 class ModelCardCallback(TrainerCallback):
