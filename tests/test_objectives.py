@@ -162,6 +162,27 @@ def test_word_embeddings_are_shared_and_saved_once(objective, tmp_path):
         assert torch.equal(generator.state_dict()[name], tensor), name
 
 
+@pytest.mark.parametrize("objective", ["electra", "mc"])
+def test_padding_free_execution_gives_the_padded_results(objective):
+    """Both models (generator and main) skip padding by default; with the same weights and random draws, the padded
+    path asks the same questions and scores them the same."""
+    torch.manual_seed(0)
+    padding_free = MODEL_CLASSES[objective](tiny_config()).eval()
+    padded = MODEL_CLASSES[objective](tiny_config(padding_free=False)).eval()
+    padded.load_state_dict(padding_free.state_dict())
+    batch = model_inputs(masked_batch())
+    outputs = []
+    for model in (padding_free, padded):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            outputs.append(model(**batch))
+    labels = "replaced_labels" if objective == "electra" else "cloze_labels"
+    assert torch.equal(outputs[0][labels], outputs[1][labels])
+    asked = outputs[0][labels] != -100
+    torch.testing.assert_close(outputs[0].logits[asked], outputs[1].logits[asked], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(outputs[0].loss, outputs[1].loss, rtol=1e-5, atol=1e-5)
+
+
 def test_generator_shape_follows_the_fractions_and_bad_settings_are_refused():
     config = LiteBertConfig.from_preset("albert-base")
     generator = generator_config(config)
