@@ -26,34 +26,47 @@ from .parameters import parameter_counts
 class ThroughputCallback(TrainerCallback):
     """Adds `examples_per_second` and `tokens_per_second` (non-padding tokens, all processes) to each training log,
     measured over the steps since the previous log (transformers' own `train_tokens_per_second` averages since the
-    start, hiding slow-downs). Token counts need `TrainingArguments(include_num_input_tokens_seen=
-    "non_padding")` (or "all"); without it only the example rate is logged."""
+    start, hiding slow-downs), and `train_seconds`, the time spent training since step 0 (carried over a resume).
+    Evaluations in between are not counted as training time. Token counts need `TrainingArguments(
+    include_num_input_tokens_seen="non_padding")` (or "all"); without it only the example rate is logged."""
 
     def __init__(self) -> None:
         self.last_time: float | None = None
         self.last_step = 0
         self.last_tokens = 0
+        self.evaluation_seconds = 0.0  # spent evaluating since the previous log
+        self.train_seconds = 0.0
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: object) -> None:
         self.last_time = time.perf_counter()
         self.last_step = state.global_step
         self.last_tokens = state.num_input_tokens_seen
+        self.evaluation_seconds = 0.0
+        logged = [entry["train_seconds"] for entry in state.log_history if "train_seconds" in entry]
+        self.train_seconds = logged[-1] if logged else 0.0
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    metrics: dict[str, float] | None = None, **kwargs: object) -> None:
+        self.evaluation_seconds += sum(value for name, value in (metrics or {}).items() if name.endswith("_runtime"))
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: object) -> None:
         if logs is None or "loss" not in logs or self.last_time is None:
             return
         now = time.perf_counter()
-        elapsed = now - self.last_time
+        elapsed = now - self.last_time - self.evaluation_seconds
         if elapsed <= 0 or state.global_step == self.last_step:
             return
+        self.train_seconds += elapsed
         examples_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-        rates = {"examples_per_second": round((state.global_step - self.last_step) * examples_per_step / elapsed, 2)}
+        rates = {"examples_per_second": round((state.global_step - self.last_step) * examples_per_step / elapsed, 2),
+                 "train_seconds": round(self.train_seconds, 3)}
         if state.num_input_tokens_seen:
             rates["tokens_per_second"] = round((state.num_input_tokens_seen - self.last_tokens) / elapsed, 1)
         _add_to_log(state, logs, rates)
         self.last_time, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+        self.evaluation_seconds = 0.0
 
 
 class ParameterCountCallback(TrainerCallback):
