@@ -5,8 +5,8 @@ step budget, for each seed; then each final checkpoint is
 - probed: a logistic regression on its frozen mean-pooled features (SST-2 train subset -> SST-2 dev accuracy), which
   compares every objective alike, and
 - fine-tuned with `litebert-glue` on each task with the same hyperparameters (seed = the pretraining seed).
-The study writes, in --output_dir: `study_results.json` (every number), `study_tables.md` (the tables of
-docs/study.md), `curves_steps.png` and `curves_seconds.png` (held-out MLM loss against steps and against training
+The study writes, in --output_dir: `study_results.json` (every number), `study_tables.md` (its tables),
+`curves_steps.png` and `curves_seconds.png` (held-out MLM loss against steps and against training
 seconds: mean over seeds, shaded min-max). Runs are resumable: finished runs are kept, and a run cut short resumes
 from its last checkpoint when the study is started again with the same command.
 
@@ -14,7 +14,7 @@ Variants (`VARIANTS`): all at one shape (`Budget.shape`, factorized embeddings E
 named technique differs from the baseline); ELECTRA and MC-BERT have no main-model MLM loss to compare, so they
 enter the curves and the steps-to-baseline table only through the probe and the downstream scores.
 
-    python benchmarks/pretraining_study.py --output_dir runs/study            # the full grid (see docs/study.md)
+    python benchmarks/pretraining_study.py --output_dir runs/study            # the full grid
     python benchmarks/pretraining_study.py --quick --output_dir /tmp/study    # every variant, tiny, a few minutes
     python benchmarks/pretraining_study.py --variants bert tupe-a --seeds 0 1 2 --output_dir runs/study
 """
@@ -60,7 +60,7 @@ VARIANTS = {
     "tupe-a+tnf": Variant("sharing=none,position_embedding_type=tupe", tnf=True),
     "electra": Variant("sharing=none", objective="electra"),
     "mc": Variant("sharing=none", objective="mc"),
-    # the combination of the techniques that each helped at this scale in the study's first grid (docs/study.md)
+    # TUPE-A and TNF with ELECTRA's objective: the combination the papers' claims point to, fixed before any grid ran
     "tupe-a+tnf+electra": Variant("sharing=none,position_embedding_type=tupe", objective="electra", tnf=True),
 }
 

@@ -224,6 +224,12 @@ def test_a_tokenizer_left_by_an_earlier_run_is_reused_only_for_the_same_inputs(w
         pretrain(tmp_path / "run", wikitext_slice, *first_run, "--tokenizer_vocab_size", "800")
 
 
+def test_pretraining_without_sentence_order_prediction(wikitext_slice, small_tokenizer, tmp_path):
+    results = quick_run(tmp_path, wikitext_slice, small_tokenizer, "--sop", "false", "--do_eval")
+    assert results["eval_mlm_loss"] > 0 and 0.0 <= results["eval_mlm_accuracy"] <= 1.0
+    assert not any("sop" in name for name in results)
+
+
 def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
     from transformers import EvalPrediction
 
