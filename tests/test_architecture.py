@@ -80,7 +80,7 @@ LAYERS = {
     "data": ["litebert.tasks", "litebert.tokenization", "litebert.tnf_data", "litebert.documents",
              "litebert.sentence_order", "litebert.masking", "litebert.pretraining_data", "litebert.default_corpus"],
     "hub": ["litebert.hub_cards"],
-    "training": ["litebert.trainer_callbacks"],
+    "training": ["litebert.trainer_callbacks", "litebert.distillation"],
     "package": ["litebert"],
     "scripts": ["litebert.cli"],
 }

@@ -408,6 +408,9 @@ def _training_section(run_info: dict) -> str:
         lines.append(f"```bash\n{run_info['command']}\n```")
     if run_info.get("base_model"):
         lines.append(f"Started from `{run_info['base_model']}`.")
+    if run_info.get("teacher"):
+        method = run_info.get("distillation", "TinyBERT-style")
+        lines.append(f"Distilled from the teacher `{run_info['teacher']}` ({method}).")
     data = [run_info["dataset_name"]] if run_info.get("dataset_name") else []
     data += [Path(path).name for path in run_info.get("data_files", [])]
     if data:
