@@ -63,7 +63,8 @@ def model_inputs(batch: dict) -> dict:
 def captured_main_input(model: torch.nn.Module) -> tuple[list, torch.utils.hooks.RemovableHandle]:
     """The input_ids the main encoder reads (the corrupted text), recorded by a hook."""
     seen = []
-    handle = model.litebert.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    handle = model.litebert.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((args[0] if args else kwargs["input_ids"]).clone()), with_kwargs=True)
     return seen, handle
 
 

@@ -572,6 +572,27 @@ def _fold_into_mask(position_bias: torch.Tensor, attention_mask: torch.Tensor | 
     return position_bias + attention_mask
 
 
+def encode_taking_notes(
+    model: "LiteBertPreTrainedModel",
+    tnf_occurrences: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    **inputs,
+) -> BaseModelOutputWithPooling:
+    """`model.litebert(**inputs)` with TNF (`model.notes`): the notes of the rare-word occurrences are mixed into the
+    embedding output, except occurrences with a prediction target among their tokens (a note describes its word, so
+    it would give the answer away); in training mode every occurrence then updates its word's note."""
+    notes_mixed = nullcontext()
+    if tnf_occurrences is not None:
+        if model.notes is None:
+            raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
+        notes_mixed = model.notes.mixed_into(model.litebert.embeddings, tnf_occurrences, labels)
+    with notes_mixed:
+        outputs = model.litebert(return_dict=True, **inputs)
+    if tnf_occurrences is not None and model.training:
+        model.notes.update(tnf_occurrences, outputs.last_hidden_state, inputs.get("attention_mask"))
+    return outputs
+
+
 class LiteBertMLMHead(nn.Module):
     """Maps hidden states to the embedding size, then scores every token with the (tied) word embeddings."""
 
@@ -651,23 +672,17 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
             `labels != -100` among their tokens): a note describes its word, so it would give the answer away. In
             training mode every occurrence, masked or not, then updates its word's note from its context.
         """
-        notes_mixed = nullcontext()
-        if tnf_occurrences is not None:
-            if self.notes is None:
-                raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
-            notes_mixed = self.notes.mixed_into(self.litebert.embeddings, tnf_occurrences, labels)
-        with notes_mixed:
-            outputs = self.litebert(
-                input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                inputs_embeds=inputs_embeds,
-                return_dict=True,
-                **kwargs,
-            )
-        if tnf_occurrences is not None and self.training:
-            self.notes.update(tnf_occurrences, outputs.last_hidden_state, attention_mask)
+        outputs = encode_taking_notes(
+            self,
+            tnf_occurrences,
+            labels,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
         prediction_scores, targets = self.predictions.score(
             outputs.last_hidden_state, labels, self.config.sparse_prediction
         )

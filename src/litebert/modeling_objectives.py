@@ -16,7 +16,6 @@ writes it as a standalone folder `generator/`. Fine-tuning heads loaded from suc
 
 import copy
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +34,7 @@ from .modeling_litebert import (
     LiteBertPreTrainedModel,
     LiteBertSOPHead,
     activation,
+    encode_taking_notes,
 )
 from .modeling_tnf import LiteBertNoteDictionary
 
@@ -198,30 +198,6 @@ class LiteBertGeneratorPretrainedModel(LiteBertPreTrainedModel):
         logits, targets = self.generator.predictions.score(hidden, labels, sparse=True)
         return hidden, logits, F.cross_entropy(logits.float(), targets)
 
-    def encode(
-        self,
-        corrupted: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None,
-        labels: torch.Tensor,
-        tnf_occurrences: torch.Tensor | None,
-        **kwargs: Unpack[TransformersKwargs],
-    ):
-        """The main encoder on the corrupted input, with the notes of rare words mixed in (except at corrupted
-        occurrences, whose note would tell the original word) and updated in training."""
-        notes_mixed = nullcontext()
-        if tnf_occurrences is not None:
-            if self.notes is None:
-                raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
-            notes_mixed = self.notes.mixed_into(self.litebert.embeddings, tnf_occurrences, labels)
-        with notes_mixed:
-            outputs = self.litebert(
-                corrupted, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True, **kwargs
-            )
-        if tnf_occurrences is not None and self.training:
-            self.notes.update(tnf_occurrences, outputs.last_hidden_state, attention_mask)
-        return outputs
-
     def total_loss(
         self,
         generator_loss: torch.Tensor,
@@ -292,7 +268,8 @@ class LiteBertForReplacedTokenDetection(LiteBertGeneratorPretrainedModel):
         asked = question_positions(self.config, original, attention_mask)
         replaced_labels = torch.where(asked, (corrupted != original).long(), -100)
 
-        outputs = self.encode(corrupted, attention_mask, token_type_ids, labels, tnf_occurrences, **kwargs)
+        outputs = encode_taking_notes(self, tnf_occurrences, labels, input_ids=corrupted, attention_mask=attention_mask,
+                                      token_type_ids=token_type_ids, **kwargs)
         logits = self.discriminator_head(outputs.last_hidden_state)
         discriminator_loss = F.binary_cross_entropy_with_logits(logits[asked].float(), replaced_labels[asked].float())
         sop_logits = self.sop_classifier(outputs.pooler_output)
@@ -393,7 +370,8 @@ class LiteBertForMultipleChoiceCloze(LiteBertGeneratorPretrainedModel):
         corrupted, candidates = self.draw_questions(hidden, original, asked, labelled)
         cloze_labels = torch.where(asked, (corrupted != original).long(), -100)
 
-        outputs = self.encode(corrupted, attention_mask, token_type_ids, labels, tnf_occurrences, **kwargs)
+        outputs = encode_taking_notes(self, tnf_occurrences, labels, input_ids=corrupted, attention_mask=attention_mask,
+                                      token_type_ids=token_type_ids, **kwargs)
         scores = self.choice_scores(outputs.last_hidden_state[asked], candidates[asked])
         discriminator_loss = F.cross_entropy(scores.float(), cloze_labels[asked])
         logits = scores.new_zeros(*asked.shape, scores.shape[1])
