@@ -224,11 +224,17 @@ def test_a_tokenizer_left_by_an_earlier_run_is_reused_only_for_the_same_inputs(w
         pretrain(tmp_path / "run", wikitext_slice, *first_run, "--tokenizer_vocab_size", "800")
 
 
+def test_pretraining_without_sentence_order_prediction(wikitext_slice, small_tokenizer, tmp_path):
+    results = quick_run(tmp_path, wikitext_slice, small_tokenizer, "--sop", "false", "--do_eval")
+    assert results["eval_mlm_loss"] > 0 and 0.0 <= results["eval_mlm_accuracy"] <= 1.0
+    assert not any("sop" in name for name in results)
+
+
 def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
     from transformers import EvalPrediction
 
     from litebert import LiteBertConfig
-    from litebert.cli.pretrain import pretraining_metrics, reduce_pretraining_logits
+    from litebert.cli.objectives import mlm_metrics, reduce_mlm
 
     from conftest import tiny_config_kwargs
 
@@ -247,8 +253,8 @@ def test_held_out_metrics_are_the_same_with_sparse_and_dense_mlm_logits():
         with torch.no_grad():
             outputs = model(input_ids, attention_mask=attention_mask, labels=mlm_labels,
                             sentence_order_label=sop_labels)
-        reduced = reduce_pretraining_logits((outputs.prediction_logits, outputs.sop_logits), (mlm_labels, sop_labels))
-        metrics[name] = pretraining_metrics(EvalPrediction(tuple(t.numpy() for t in reduced),
+        reduced = reduce_mlm((outputs.prediction_logits, outputs.sop_logits), (mlm_labels, sop_labels))
+        metrics[name] = mlm_metrics(EvalPrediction(tuple(t.numpy() for t in reduced),
                                                            (mlm_labels.numpy(), sop_labels.numpy())))
     assert outputs.prediction_logits.shape == (6, dense_model.config.vocab_size)  # one row per label
     with torch.no_grad():

@@ -279,6 +279,21 @@ def test_sop_order_matches_source_text(wiki_sop, minilm, wiki_documents):
     assert presented_found < 0.02 * len(wiki_sop)
 
 
+def test_without_sentence_order_pairs_keep_the_source_order(wiki_sop, minilm, wiki_documents):
+    """sentence_order=False (pretraining without SOP): the same cuts, never swapped, and no label."""
+    documents = Dataset.from_dict({"lines": wiki_documents})
+    unswapped = examples_of(build_sop_dataset(documents, minilm, max_seq_length=MAX_SEQ_LENGTH, seed=0,
+                                              sentence_order=False))
+    source = SourceText(minilm, wiki_documents)
+    assert len(unswapped) == len(wiki_sop)
+    for example, with_order in zip(unswapped, wiki_sop):
+        assert "sentence_order_label" not in example
+        segment_a, segment_b = segments(example)
+        assert segment_a + segment_b in source
+        expected = segments(with_order) if with_order["sentence_order_label"] == 0 else segments(with_order)[::-1]
+        assert (segment_a, segment_b) == tuple(expected)
+
+
 def single_token_words(tokenizer, count: int) -> list[str]:
     words = (w for w in sorted(tokenizer.get_vocab()) if w.isalpha() and w.islower() and len(w) >= 4)
     return list(itertools.islice((w for w in words if tokenizer.tokenize(w) == [w]), count))

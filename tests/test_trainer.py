@@ -100,3 +100,35 @@ def test_non_finite_gradients_stop_training_before_the_weights_change(tmp_path):
     with pytest.raises(TrainingDivergedError, match="training diverged at step 3: the gradients are not finite"):
         trainer.train()
     assert all(torch.equal(parameter, weights_after[2][name]) for name, parameter in model.named_parameters())
+
+
+def test_train_seconds_leave_out_evaluations_and_carry_over_a_resume(tmp_path):
+    """Each evaluation here takes at least 0.3 s (a slow metric); `train_seconds` counts training only, so at the
+    last log it is below the session's wall-clock minus the evaluations, and a resumed run continues from it."""
+    import time
+
+    def slow_metric(prediction):
+        time.sleep(0.3)
+        return {"zero": 0.0}
+
+    def run(max_steps):
+        torch.manual_seed(0)
+        model = LiteBertForSequenceClassification(LiteBertConfig(**tiny_config_kwargs(num_labels=2)))
+        arguments = TrainingArguments(output_dir=str(tmp_path), max_steps=max_steps, per_device_train_batch_size=16,
+                                      logging_steps=2, eval_strategy="steps", eval_steps=2, save_steps=4,
+                                      report_to=[], use_cpu=True, seed=0)
+        trainer = Trainer(model=model, args=arguments, train_dataset=classification_data(),
+                          eval_dataset=classification_data(n=16), compute_metrics=slow_metric)
+        add_litebert_callbacks(trainer, plot_losses=False)
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-4") if max_steps > 4 else None)
+        return trainer.state.log_history, time.perf_counter() - start
+
+    history, wall_clock = run(4)
+    seconds = [entry["train_seconds"] for entry in history if "train_seconds" in entry]
+    evaluations = sum(entry["eval_runtime"] for entry in history if "eval_runtime" in entry)
+    assert len(seconds) == 2 and 0 < seconds[0] < seconds[1] and evaluations >= 0.6
+    assert seconds[1] < wall_clock - evaluations + 0.05
+    resumed, _ = run(8)
+    later = [entry["train_seconds"] for entry in resumed if "train_seconds" in entry]
+    assert later[:2] == seconds and later[2] > seconds[1] and len(later) == 4

@@ -7,7 +7,7 @@ Importing the package registers `LiteBertConfig` and every LiteBERT head with tr
 import transformers
 from transformers import AutoConfig
 
-from . import hub_cards, modeling_litebert  # hub_cards installs the card hook of push_to_hub
+from . import hub_cards, modeling_litebert, modeling_objectives  # hub_cards installs the card hook of push_to_hub
 from .configuration_litebert import PRESETS, LiteBertConfig
 from .modeling_litebert import (
     AUTO_CLASSES,
@@ -21,6 +21,12 @@ from .modeling_litebert import (
     LiteBertModel,
     LiteBertPreTrainedModel,
 )
+from .modeling_objectives import (
+    LiteBertForMultipleChoiceCloze,
+    LiteBertForMultipleChoiceClozeOutput,
+    LiteBertForReplacedTokenDetection,
+    LiteBertForReplacedTokenDetectionOutput,
+)
 
 __version__ = "0.1.0"
 
@@ -28,4 +34,4 @@ AutoConfig.register(LiteBertConfig.model_type, LiteBertConfig, exist_ok=True)
 for _auto_name, _model_class in AUTO_CLASSES.items():
     getattr(transformers, _auto_name).register(LiteBertConfig, _model_class, exist_ok=True)
 
-__all__ = ["PRESETS", "LiteBertConfig", *modeling_litebert.__all__]
+__all__ = ["PRESETS", "LiteBertConfig", *modeling_litebert.__all__, *modeling_objectives.__all__]

@@ -6,6 +6,9 @@ from transformers.activations import ACT2FN
 
 SHARING_MODES = ("all", "attention", "ffn", "none")
 POSITION_EMBEDDING_TYPES = ("absolute", "tupe")
+# mlm: masked LM + SOP (ALBERT); electra: replaced-token detection (Clark et al., ICLR 2020); mc: multiple-choice
+# cloze with a reject option (MC-BERT, Xu et al. 2020). See litebert.modeling_objectives.
+PRETRAINING_OBJECTIVES = ("mlm", "electra", "mc")
 
 # Published shapes. ALBERT sizes follow Table 1 of the ALBERT paper (v2 releases: no dropout, gelu_new);
 # BERT sizes follow the BERT paper, with the vocabulary of 30,000 pieces the ALBERT paper compares with.
@@ -92,6 +95,22 @@ class LiteBertConfig(PreTrainedConfig):
             without padding, and calls that ask for `output_hidden_states`/`output_attentions`, take the padded path.
         sparse_prediction (`bool`, defaults to `False`): with `labels`, the masked-LM heads score only the positions
             that carry a label; their logits are then `(num_labelled, vocab_size)` in row-major order of the batch.
+        pretraining_objective (`str`, defaults to `"mlm"`): the task the encoder was (or is) pretrained with: `"mlm"`
+            (masked LM, [`LiteBertForPreTraining`]), `"electra"` (replaced-token detection,
+            [`LiteBertForReplacedTokenDetection`]) or `"mc"` (multiple-choice cloze,
+            [`LiteBertForMultipleChoiceCloze`]).
+            Fine-tuning heads ignore it; model cards name it.
+        generator_hidden_fraction (`float`, defaults to 1/3): ELECTRA's generator and MC-BERT's meta controller are
+            LiteBERT masked LMs with this fraction of the attention heads (so of `hidden_size`) and of
+            `intermediate_size`, sharing the word embeddings (1/3: ELECTRA-Base's 256 of 768, MC-BERT's divider 3).
+        generator_layer_fraction (`float`, defaults to 1.0): the fraction of `num_hidden_layers` the generator has.
+        discriminator_loss_weight (`float`, defaults to 50.0): lambda in loss = generator MLM + lambda * main-model
+            loss (replaced-token detection or multiple-choice cloze), as in both papers' released settings.
+        mc_num_candidates (`int`, defaults to 9): K, the candidate tokens of every multiple-choice cloze question (the
+            original once, K - 1 drawn from the meta controller); with the reject option, K + 1 choices.
+        special_token_ids (`list[int]`, *optional*): the tokenizer's special-token ids; ELECTRA and MC pretraining
+            never sample them as replacements or candidates, nor ask questions at their positions. Defaults to the
+            padding, `[CLS]` (bos) and `[SEP]` (eos) ids.
 
     Example:
 
@@ -137,6 +156,12 @@ class LiteBertConfig(PreTrainedConfig):
     tnf_note_weight: float = 0.5
     tnf_momentum: float = 0.1
     tnf_window: int = 16
+    pretraining_objective: str = "mlm"
+    generator_hidden_fraction: float = 1 / 3
+    generator_layer_fraction: float = 1.0
+    discriminator_loss_weight: float = 50.0
+    mc_num_candidates: int = 9
+    special_token_ids: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -220,6 +245,7 @@ class LiteBertConfig(PreTrainedConfig):
         )
         self._check_tupe_fields()
         self._check_tnf_fields()
+        self._check_objective_fields()
         _require(self.hidden_act in ACT2FN, "hidden_act", self.hidden_act, f"one of {sorted(ACT2FN)}")
         _require(self.initializer_range > 0, "initializer_range", self.initializer_range, "a positive number")
         _require(self.layer_norm_eps > 0, "layer_norm_eps", self.layer_norm_eps, "a positive number")
@@ -270,9 +296,39 @@ class LiteBertConfig(PreTrainedConfig):
         _require(self.tnf_window >= 0, "tnf_window", self.tnf_window, ">= 0")
 
 
+    def _check_objective_fields(self):
+        _require(
+            self.pretraining_objective in PRETRAINING_OBJECTIVES,
+            "pretraining_objective",
+            self.pretraining_objective,
+            f"one of {PRETRAINING_OBJECTIVES}",
+        )
+        for name in ("generator_hidden_fraction", "generator_layer_fraction"):
+            _require(0.0 < getattr(self, name) <= 1.0, name, getattr(self, name), "in (0, 1]")
+        _require(self.discriminator_loss_weight > 0, "discriminator_loss_weight", self.discriminator_loss_weight,
+                 "a positive number")
+        _require(self.mc_num_candidates >= 2, "mc_num_candidates", self.mc_num_candidates,
+                 "at least 2 (the original and at least one distractor)")
+        ids = self.special_token_ids
+        _require(
+            ids is None or all(0 <= token_id < self.vocab_size for token_id in ids),
+            "special_token_ids",
+            ids,
+            f"None or token ids in [0, vocab_size={self.vocab_size})",
+        )
+
+    @property
+    def excluded_token_ids(self) -> list[int]:
+        """Token ids that ELECTRA/MC pretraining never samples and never asks about: the special tokens."""
+        if self.special_token_ids is not None:
+            return sorted(set(self.special_token_ids))
+        return sorted({token_id for token_id in (self.pad_token_id, self.bos_token_id, self.eos_token_id)
+                       if token_id is not None})
+
+
 def _require(condition: bool, field: str, value: object, allowed: str) -> None:
     if not condition:
         raise ValueError(f"LiteBertConfig: {field}={value!r} is invalid; it must be {allowed}.")
 
 
-__all__ = ["LiteBertConfig", "PRESETS", "SHARING_MODES", "POSITION_EMBEDDING_TYPES"]
+__all__ = ["LiteBertConfig", "PRESETS", "SHARING_MODES", "POSITION_EMBEDDING_TYPES", "PRETRAINING_OBJECTIVES"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import modeling_litebert
+from . import modeling_litebert, modeling_objectives
 from .configuration_litebert import LiteBertConfig
 from .parameters import parameter_counts
 from .tasks.glue import GLUE_TASKS
@@ -27,7 +27,18 @@ CARD_NAME = "README.md"
 RUN_INFO_NAME = "litebert_run.json"
 USAGE_HEADING = "## How to use"
 
-PIPELINE_TAGS = modeling_litebert.PIPELINE_TAGS  # head class name -> Hub pipeline tag
+# head class name -> Hub pipeline tag; ELECTRA's main model has no MLM head, MC-BERT's keeps one (tied embeddings)
+PIPELINE_TAGS = {
+    **modeling_litebert.PIPELINE_TAGS,
+    modeling_objectives.LiteBertForReplacedTokenDetection.__name__: "feature-extraction",
+    modeling_objectives.LiteBertForMultipleChoiceCloze.__name__: "fill-mask",
+}
+OBJECTIVE_DESCRIPTIONS = {
+    "mlm": "masked language modelling and sentence-order prediction",
+    "electra": "ELECTRA's replaced-token detection (a small generator corrupts the input)",
+    "mc": "MC-BERT's multiple-choice cloze with a reject option (a small meta controller proposes the candidates)",
+}
+OBJECTIVE_TAGS = {"mlm": [], "electra": ["electra"], "mc": ["mc-bert"]}
 # the Auto class a card's usage snippet loads for its pipeline tag (pretraining folders load as masked LMs)
 AUTO_CLASS_OF_PIPELINE = {tag: auto for _, auto, tag in modeling_litebert.HEADS if auto != "AutoModelForPreTraining"}
 GLUE_DISPLAY_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
@@ -156,7 +167,7 @@ def _read_json(path: Path) -> dict:
 def model_for_counting(config: LiteBertConfig) -> torch.nn.Module:
     """The folder's head class built on the meta device: parameter shapes without memory or weights."""
     architecture = (config.architectures or ["LiteBertModel"])[0]
-    model_class = getattr(modeling_litebert, architecture, None)
+    model_class = getattr(modeling_litebert, architecture, None) or getattr(modeling_objectives, architecture, None)
     if model_class is None or architecture not in PIPELINE_TAGS:
         raise ValueError(f"config.architectures={config.architectures!r} is not a LiteBERT class; expected one of "
                          f"{', '.join(PIPELINE_TAGS)}")
@@ -216,7 +227,7 @@ def architecture_tags(config: LiteBertConfig) -> list[str]:
             tags.append("tupe-r")
     if tnf_in_pretraining(config):
         tags.append("tnf")
-    return tags
+    return tags + OBJECTIVE_TAGS[config.pretraining_objective]
 
 
 def tnf_in_pretraining(config: LiteBertConfig) -> bool:
@@ -313,7 +324,7 @@ def _summary(config: LiteBertConfig, task: str | None, pipeline_tag: str) -> str
     if task is not None:
         what = f"fine-tuned on {task_display_name(task)} ({pipeline_tag})"
     elif pipeline_tag in ("fill-mask", "feature-extraction"):
-        what = "pretrained with masked language modelling and sentence-order prediction"
+        what = f"pretrained with {OBJECTIVE_DESCRIPTIONS[config.pretraining_objective]}"
     else:
         what = f"with a {pipeline_tag} head"
     return f"{kind}, {what}, built with LiteBERT."
@@ -353,8 +364,21 @@ def _architecture_table(config: LiteBertConfig) -> str:
         ("position encoding", positions),
         ("maximum sequence length", config.max_position_embeddings),
         ("TNF during pretraining", tnf),
+        ("pretraining objective", _objective_description(config)),
     ]
     return _markdown_table(("setting", "value"), rows)
+
+
+def _objective_description(config: LiteBertConfig) -> str:
+    description = OBJECTIVE_DESCRIPTIONS[config.pretraining_objective]
+    if config.pretraining_objective == "mlm":
+        return description
+    generator = modeling_objectives.generator_config(config)
+    description += (f"; generator H={generator.hidden_size}, {generator.num_hidden_layers} layers, "
+                    f"lambda={config.discriminator_loss_weight:g}")
+    if config.pretraining_objective == "mc":
+        description += f", K={config.mc_num_candidates} candidates"
+    return description
 
 
 def _parameter_table(counts: dict[str, int]) -> str:
@@ -384,6 +408,9 @@ def _training_section(run_info: dict) -> str:
         lines.append(f"```bash\n{run_info['command']}\n```")
     if run_info.get("base_model"):
         lines.append(f"Started from `{run_info['base_model']}`.")
+    if run_info.get("teacher"):
+        method = run_info.get("distillation", "TinyBERT-style")
+        lines.append(f"Distilled from the teacher `{run_info['teacher']}` ({method}).")
     data = [run_info["dataset_name"]] if run_info.get("dataset_name") else []
     data += [Path(path).name for path in run_info.get("data_files", [])]
     if data:

@@ -369,9 +369,13 @@ class LiteBertPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_attention_backend = True
     _can_record_outputs = {"hidden_states": LiteBertLayer, "attentions": LiteBertAttention}
-    # Loading a pretraining checkpoint into another head is the normal fine-tuning path: no report of its heads.
-    # TNF notes exist only during pretraining: other heads drop them silently.
-    _keys_to_ignore_on_load_unexpected = [r"^predictions\.", r"^sop_classifier\.", r"^notes\."]
+    # Loading a pretraining checkpoint into another head is the normal fine-tuning path: no report of its heads (the
+    # MLM/SOP heads, ELECTRA's generator and discriminator head, MC-BERT's reject option). TNF notes exist only during
+    # pretraining: other heads drop them silently.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^predictions\.", r"^sop_classifier\.", r"^notes\.", r"^generator\.", r"^discriminator_head\.",
+        r"^reject_option\.",
+    ]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -419,7 +423,7 @@ class LiteBertForPreTrainingOutput(ModelOutput):
     Output of [`LiteBertForPreTraining`].
 
     Args:
-        loss: masked-LM loss plus sentence-order loss, when `labels` and `sentence_order_label` are given.
+        loss: masked-LM loss, when `labels` are given, plus the sentence-order loss when `sentence_order_label` is.
         prediction_logits: `(batch_size, sequence_length, vocab_size)` masked-LM scores; with
             `config.sparse_prediction` and `labels`, `(num_labelled, vocab_size)`, the scores of the positions where
             `labels != -100` in row-major order (`labels[labels != -100]` are their targets).
@@ -568,6 +572,27 @@ def _fold_into_mask(position_bias: torch.Tensor, attention_mask: torch.Tensor | 
     return position_bias + attention_mask
 
 
+def encode_taking_notes(
+    model: "LiteBertPreTrainedModel",
+    tnf_occurrences: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    **inputs,
+) -> BaseModelOutputWithPooling:
+    """`model.litebert(**inputs)` with TNF (`model.notes`): the notes of the rare-word occurrences are mixed into the
+    embedding output, except occurrences with a prediction target among their tokens (a note describes its word, so
+    it would give the answer away); in training mode every occurrence then updates its word's note."""
+    notes_mixed = nullcontext()
+    if tnf_occurrences is not None:
+        if model.notes is None:
+            raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
+        notes_mixed = model.notes.mixed_into(model.litebert.embeddings, tnf_occurrences, labels)
+    with notes_mixed:
+        outputs = model.litebert(return_dict=True, **inputs)
+    if tnf_occurrences is not None and model.training:
+        model.notes.update(tnf_occurrences, outputs.last_hidden_state, inputs.get("attention_mask"))
+    return outputs
+
+
 class LiteBertMLMHead(nn.Module):
     """Maps hidden states to the embedding size, then scores every token with the (tied) word embeddings."""
 
@@ -639,40 +664,36 @@ class LiteBertForPreTraining(LiteBertPreTrainedModel):
     ) -> LiteBertForPreTrainingOutput:
         r"""
         labels: `(batch_size, sequence_length)` token ids to predict at masked positions, -100 elsewhere.
-        sentence_order_label: `(batch_size,)`, 0 when segment A precedes B in the source text, 1 when swapped.
+        sentence_order_label: `(batch_size,)`, 0 when segment A precedes B in the source text, 1 when swapped;
+            without it (pretraining without SOP) the loss is the masked-LM loss alone.
         tnf_occurrences: `(num_occurrences, 4)` rows `(batch_index, start, end, rare_word_id)` of the rare words in
             the batch (token positions, end inclusive), as `DataCollatorForNgramMLM(rare_words=...)` gives them. Seen
             words get their note mixed into their embeddings, except occurrences with a prediction target (any
             `labels != -100` among their tokens): a note describes its word, so it would give the answer away. In
             training mode every occurrence, masked or not, then updates its word's note from its context.
         """
-        notes_mixed = nullcontext()
-        if tnf_occurrences is not None:
-            if self.notes is None:
-                raise ValueError("tnf_occurrences were given but config.tnf_enabled is False.")
-            notes_mixed = self.notes.mixed_into(self.litebert.embeddings, tnf_occurrences, labels)
-        with notes_mixed:
-            outputs = self.litebert(
-                input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                position_ids=position_ids,
-                inputs_embeds=inputs_embeds,
-                return_dict=True,
-                **kwargs,
-            )
-        if tnf_occurrences is not None and self.training:
-            self.notes.update(tnf_occurrences, outputs.last_hidden_state, attention_mask)
+        outputs = encode_taking_notes(
+            self,
+            tnf_occurrences,
+            labels,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
         prediction_scores, targets = self.predictions.score(
             outputs.last_hidden_state, labels, self.config.sparse_prediction
         )
         sop_scores = self.sop_classifier(outputs.pooler_output)
 
         loss = None
-        if labels is not None and sentence_order_label is not None:
+        if labels is not None:
             loss_fct = CrossEntropyLoss()
-            masked_lm_loss = loss_fct(prediction_scores.view(-1, self.config.vocab_size), targets.view(-1))
-            loss = masked_lm_loss + loss_fct(sop_scores.view(-1, 2), sentence_order_label.view(-1))
+            loss = loss_fct(prediction_scores.view(-1, self.config.vocab_size), targets.view(-1))
+            if sentence_order_label is not None:
+                loss = loss + loss_fct(sop_scores.view(-1, 2), sentence_order_label.view(-1))
         return LiteBertForPreTrainingOutput(
             loss=loss,
             prediction_logits=prediction_scores,

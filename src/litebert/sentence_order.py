@@ -55,6 +55,7 @@ def build_sop_dataset(
     num_proc: int | None = None,
     max_position_embeddings: int | None = None,
     max_examples: int | None = None,
+    sentence_order: bool = True,
 ) -> SentenceOrderPairs | StreamedSentenceOrderPairs:
     """Sentence-order-prediction examples from a documents dataset (column "lines"), drawn anew every epoch.
 
@@ -71,6 +72,8 @@ def build_sop_dataset(
       within a single line (a long paragraph, or a one-line document) is cut at a
       random word start instead, so both segments are non-empty whole words;
     - with probability 0.5, A and B swap and sentence_order_label is 1 (0 = original order).
+      With `sentence_order=False` (pretraining without SOP) they never swap and
+      examples have no sentence_order_label.
 
     Each epoch thus shows every chunk with a new cut and order (ALBERT's script
     draws them anew for each of the `dupe_factor` copies it writes), and a run
@@ -99,7 +102,7 @@ def build_sop_dataset(
         streamed = isinstance(chunks, IterableDataset)
         chunks = chunks.take(max_examples) if streamed else chunks.select(range(min(max_examples, len(chunks))))
     pairs_class = StreamedSentenceOrderPairs if isinstance(chunks, IterableDataset) else SentenceOrderPairs
-    return pairs_class(chunks, tokenizer, seed)
+    return pairs_class(chunks, tokenizer, seed, sentence_order)
 
 
 def build_sop_chunks(
@@ -205,8 +208,9 @@ def _target_length(max_num_tokens: int, short_seq_prob: float, rng: np.random.Ge
 class _SentenceOrderPairs:
     """What the map-style and the streamed pair datasets share: the pair of one chunk for the current epoch."""
 
-    def __init__(self, chunks: Dataset | IterableDataset, tokenizer: PreTrainedTokenizerBase, seed: int):
-        self.chunks, self.seed, self.epoch = chunks, seed, 0
+    def __init__(self, chunks: Dataset | IterableDataset, tokenizer: PreTrainedTokenizerBase, seed: int,
+                 sentence_order: bool = True):
+        self.chunks, self.seed, self.epoch, self.sentence_order = chunks, seed, 0, sentence_order
         self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.continues_word = continuation_flags(tokenizer)
 
@@ -223,8 +227,13 @@ class _SentenceOrderPairs:
         # in and of the DataLoader worker that reads them.
         key = f"{self.seed} {self.epoch} ".encode() + tokens.tobytes()
         draw = int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "little")
+        if not self.sentence_order:
+            draw &= 2**64 - 1  # bit 64, the swap, cleared
         segment_a, segment_b, label = _sentence_order_pair(tokens, chunk["line_breaks"], self.continues_word, draw)
-        return _pair_example(segment_a.tolist(), segment_b.tolist(), label, self.cls_id, self.sep_id)
+        example = _pair_example(segment_a.tolist(), segment_b.tolist(), label, self.cls_id, self.sep_id)
+        if not self.sentence_order:
+            del example["sentence_order_label"]
+        return example
 
 
 class SentenceOrderPairs(_SentenceOrderPairs, torch.utils.data.Dataset):

@@ -11,7 +11,7 @@ the first non-finite loss or gradient.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,34 +26,47 @@ from .parameters import parameter_counts
 class ThroughputCallback(TrainerCallback):
     """Adds `examples_per_second` and `tokens_per_second` (non-padding tokens, all processes) to each training log,
     measured over the steps since the previous log (transformers' own `train_tokens_per_second` averages since the
-    start, hiding slow-downs). Token counts need `TrainingArguments(include_num_input_tokens_seen=
-    "non_padding")` (or "all"); without it only the example rate is logged."""
+    start, hiding slow-downs), and `train_seconds`, the time spent training since step 0 (carried over a resume).
+    Evaluations in between are not counted as training time. Token counts need `TrainingArguments(
+    include_num_input_tokens_seen="non_padding")` (or "all"); without it only the example rate is logged."""
 
     def __init__(self) -> None:
         self.last_time: float | None = None
         self.last_step = 0
         self.last_tokens = 0
+        self.evaluation_seconds = 0.0  # spent evaluating since the previous log
+        self.train_seconds = 0.0
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: object) -> None:
         self.last_time = time.perf_counter()
         self.last_step = state.global_step
         self.last_tokens = state.num_input_tokens_seen
+        self.evaluation_seconds = 0.0
+        logged = [entry["train_seconds"] for entry in state.log_history if "train_seconds" in entry]
+        self.train_seconds = logged[-1] if logged else 0.0
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    metrics: dict[str, float] | None = None, **kwargs: object) -> None:
+        self.evaluation_seconds += sum(value for name, value in (metrics or {}).items() if name.endswith("_runtime"))
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: object) -> None:
         if logs is None or "loss" not in logs or self.last_time is None:
             return
         now = time.perf_counter()
-        elapsed = now - self.last_time
+        elapsed = now - self.last_time - self.evaluation_seconds
         if elapsed <= 0 or state.global_step == self.last_step:
             return
+        self.train_seconds += elapsed
         examples_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-        rates = {"examples_per_second": round((state.global_step - self.last_step) * examples_per_step / elapsed, 2)}
+        rates = {"examples_per_second": round((state.global_step - self.last_step) * examples_per_step / elapsed, 2),
+                 "train_seconds": round(self.train_seconds, 3)}
         if state.num_input_tokens_seen:
             rates["tokens_per_second"] = round((state.num_input_tokens_seen - self.last_tokens) / elapsed, 1)
         _add_to_log(state, logs, rates)
         self.last_time, self.last_step, self.last_tokens = now, state.global_step, state.num_input_tokens_seen
+        self.evaluation_seconds = 0.0
 
 
 class ParameterCountCallback(TrainerCallback):
@@ -145,33 +158,46 @@ class LossPlotCallback(TrainerCallback):
             plot_loss_curves(state.log_history, Path(args.output_dir) / self.file_name)
 
 
-def plot_loss_curves(log_history: list[dict[str, float]], path: Path) -> Path | None:
-    """Plot `loss` and `eval_loss` entries of a Trainer log history; returns the path, or None with nothing to plot."""
+def plot_loss_curves(
+    log_history: list[dict[str, float]], path: Path, losses: Sequence[str] = (), accuracies: Sequence[str] = ()
+) -> Path | None:
+    """Plot the `loss` and `eval_loss` entries of a Trainer log history against step, with the held-out metrics
+    named in `losses` (e.g. a pretraining objective's component losses) beside them and those in `accuracies` in a
+    second panel; returns the path, or None with nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {
-        "training loss": [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry],
-        "evaluation loss": [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry],
-    }
-    if not any(curves.values()):
+    def curve(name: str) -> list[tuple[float, float]]:
+        return [(entry["step"], entry[name]) for entry in log_history if name in entry]
+
+    loss_curves = {"training loss": curve("loss"), "evaluation loss": curve("eval_loss")}
+    loss_curves.update({_metric_label(name): curve(name) for name in losses})
+    accuracy_curves = {_metric_label(name): curve(name) for name in accuracies}
+    if not any(loss_curves.values()):
         return None
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for label, points in curves.items():
-        if points:
-            steps, values = zip(*points)
-            axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=label)
-    axis.set_xlabel("step")
-    axis.set_ylabel("loss")
-    axis.legend()
-    axis.grid(alpha=0.3)
+    panels = [(loss_curves, "loss")] + ([(accuracy_curves, "accuracy")] if any(accuracy_curves.values()) else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for axis, (curves, y_label) in zip(axes[0], panels):
+        for label, points in curves.items():
+            if points:
+                steps, values = zip(*points)
+                axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=label)
+        axis.set_xlabel("step")
+        axis.set_ylabel(y_label)
+        axis.legend()
+        axis.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _metric_label(name: str) -> str:
+    """'eval_generator_mlm_loss' -> 'held-out generator mlm loss'."""
+    return "held-out " + name.removeprefix("eval_").replace("_", " ")
 
 
 class ModelCardCallback(TrainerCallback):

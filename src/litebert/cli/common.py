@@ -219,9 +219,12 @@ def build_trainer(
     compute_metrics: Callable[[EvalPrediction], dict] | None = None,
     data_collator: Callable[[list[dict]], dict] | None = None,
     preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
+    trainer_class: type[Trainer] = Trainer,
+    **trainer_options: Any,
 ) -> Trainer:
-    """The stock Trainer with LiteBERT's logging callbacks; the tokenizer is saved along with the model."""
-    trainer = Trainer(
+    """The stock Trainer (or `trainer_class`, with its own `trainer_options`) with LiteBERT's logging callbacks; the
+    tokenizer is saved along with the model."""
+    trainer = trainer_class(
         model=model,
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
@@ -230,6 +233,7 @@ def build_trainer(
         data_collator=data_collator,
         compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        **trainer_options,
     )
     add_litebert_callbacks(trainer)
     return trainer

@@ -110,14 +110,15 @@ def describe_run(
     model_args: FinetuningModelArguments,
     data_args: FinetuningDataArguments,
     training_args: TrainingArguments,
+    **info: object,
 ) -> None:
-    """Name the task in the model's config and write litebert_run.json: what the model card reports."""
+    """Name the task in the model's config and write litebert_run.json (with `info`): what the model card reports."""
     model.config.finetuning_task = task
     source = model_args.model_name_or_path
     files = [data_args.train_file, data_args.validation_file, data_args.test_file, data_args.data_dir]
+    info.setdefault("base_model", None if Path(source).exists() else source)  # a Hub id; local folders have none
     write_run_info(training_args, command, task=task, dataset_name=data_args.dataset_name,
-                   data_files=[path for path in files if path],
-                   base_model=None if Path(source).exists() else source)  # a Hub id; local folders have none
+                   data_files=[path for path in files if path], **info)
 
 
 def resolve_max_seq_length(data_args: FinetuningDataArguments, default: int, config: PretrainedConfig) -> int:

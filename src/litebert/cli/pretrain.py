@@ -1,4 +1,5 @@
-"""`litebert-pretrain`: MLM + sentence-order pretraining of a LiteBERT from raw text, on the stock Trainer.
+"""`litebert-pretrain`: pretraining of a LiteBERT from raw text, on the stock Trainer: masked LM + sentence order
+(ALBERT), or with --objective electra|mc ELECTRA's replaced-token detection or MC-BERT's multiple-choice cloze.
 
     litebert-pretrain --preset albert-base --train_file corpus.txt --output_dir runs/albert-base \\
         --do_train --do_eval --max_steps 10000 --per_device_train_batch_size 32 --learning_rate 1e-3
@@ -10,22 +11,23 @@ command runs under `torchrun --nproc_per_node=N` or `accelerate launch` (data-pa
 Started again with the same command, it resumes from the newest complete checkpoint and reuses the tokenizer it
 trained, refusing a checkpoint or tokenizer made from other inputs. --tnf takes notes on the fly for rare words (a
 rare-word vocabulary is counted over the corpus and saved as rare_words.json next to the tokenizer).
+--objective electra|mc trains a small generator (--generator_hidden_fraction, --generator_layer_fraction) beside the
+main model; the output folder is the main model (it fine-tunes like any LiteBERT folder) with the generator in
+generator/. --sop false pretrains without sentence-order prediction.
 """
 
 import codecs
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import numpy as np
-import torch
-from transformers import AutoTokenizer, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
 
-from .. import LiteBertConfig, LiteBertForPreTraining
+from .. import LiteBertConfig
+from ..configuration_litebert import PRETRAINING_OBJECTIVES
 from ..default_corpus import write_docstring_corpus
 from ..pretraining_data import (
     DataCollatorForNgramMLM,
@@ -57,6 +59,7 @@ from .common import (
     train,
     write_run_info,
 )
+from .objectives import OBJECTIVES
 from .run_files import file_fingerprints, recorded_match, save_recorded, write_atomically
 
 
@@ -80,6 +83,22 @@ class PretrainingModelArguments:
     tnf_top_n: int | None = field(
         default=None, metadata={"help": "rare words: the N rarest seen at least tnf_min_count times (no max)"}
     )
+    objective: str = field(
+        default="mlm", metadata={"help": "mlm (masked LM, ALBERT), electra (replaced-token detection) or mc "
+                                         "(MC-BERT's multiple-choice cloze)"}
+    )
+    generator_hidden_fraction: float | None = field(
+        default=None, metadata={"help": "electra/mc: the generator's share of the heads and width (config: 1/3)"}
+    )
+    generator_layer_fraction: float | None = field(
+        default=None, metadata={"help": "electra/mc: the generator's share of the layers (config: 1.0)"}
+    )
+    discriminator_loss_weight: float | None = field(
+        default=None, metadata={"help": "electra/mc: lambda, weight of the main model's loss (config: 50)"}
+    )
+    mc_num_candidates: int | None = field(
+        default=None, metadata={"help": "mc: K candidates per question, the original included (config: 9)"}
+    )
 
 
 @dataclass
@@ -100,6 +119,7 @@ class PretrainingDataArguments:
     short_seq_prob: float = 0.1
     mlm_probability: float = 0.15
     max_ngram: int = 3
+    sop: bool = field(default=True, metadata={"help": "sentence-order prediction; false: pairs keep their order"})
     whole_word_masking: bool = field(
         default=True, metadata={"help": "mask n-grams of whole words, as ALBERT; false: n-grams of word pieces"}
     )
@@ -232,19 +252,30 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
+OBJECTIVE_FLAGS = ("generator_hidden_fraction", "generator_layer_fraction", "discriminator_loss_weight",
+                   "mc_num_candidates")
+
+
 def build_model(
     model_args: PretrainingModelArguments,
     tokenizer: PreTrainedTokenizerBase,
     rare_words: RareWordVocabulary | None = None,
-) -> LiteBertForPreTraining:
-    """A new LiteBertForPreTraining from --preset and --config_overrides, or the one continued from. It scores the
-    vocabulary only at masked positions (`sparse_prediction`; a `--config_overrides sparse_prediction=false` keeps
-    the dense head), and takes notes for `rare_words` when given."""
-    settings = {"sparse_prediction": True}
+) -> PreTrainedModel:
+    """A new pretraining model of --objective from --preset and --config_overrides, or the one continued from. It
+    scores the vocabulary only at masked positions (`sparse_prediction`; a `--config_overrides
+    sparse_prediction=false` keeps the dense head), and takes notes for `rare_words` when given."""
+    if model_args.objective not in PRETRAINING_OBJECTIVES:
+        allowed = ", ".join(PRETRAINING_OBJECTIVES)
+        raise SystemExit(f"--objective {model_args.objective!r} is unknown; allowed: {allowed}.")
+    model_class = OBJECTIVES[model_args.objective].model_class
+    settings = {"sparse_prediction": True, "pretraining_objective": model_args.objective,
+                "special_token_ids": sorted(set(tokenizer.all_special_ids))}
+    settings.update({name: getattr(model_args, name) for name in OBJECTIVE_FLAGS
+                     if getattr(model_args, name) is not None})
     if rare_words is not None:
         settings.update(tnf_enabled=True, tnf_num_rare_words=len(rare_words))
     if model_args.model_name_or_path:
-        return LiteBertForPreTraining.from_pretrained(model_args.model_name_or_path, **settings)
+        return model_class.from_pretrained(model_args.model_name_or_path, **settings)
     overrides = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
@@ -254,7 +285,7 @@ def build_model(
     overrides.update(settings)
     preset = LiteBertConfig.from_preset(model_args.preset, **overrides)
     overrides.update(parse_config_overrides(model_args.config_overrides, preset))
-    return LiteBertForPreTraining(LiteBertConfig.from_preset(model_args.preset, **overrides))
+    return model_class(LiteBertConfig.from_preset(model_args.preset, **overrides))
 
 
 def load_splits(
@@ -294,6 +325,7 @@ def load_splits(
             num_proc=data_args.preprocessing_num_workers,
             max_position_embeddings=max_position_embeddings,
             max_examples=limit,
+            sentence_order=data_args.sop,
         )
 
     train_examples = examples(documents, data_args.max_train_samples, seed)
@@ -303,37 +335,6 @@ def load_splits(
                          "pass --validation_file.")
     held_out_examples = None if held_out is None else examples(held_out, data_args.max_eval_samples, seed + 1)
     return train_examples, held_out_examples
-
-
-def reduce_pretraining_logits(logits: tuple[torch.Tensor, ...], labels: tuple[torch.Tensor, ...]) -> tuple:
-    """Keep only what the metrics need, per batch: the MLM argmax at labelled positions (-100 elsewhere), the SOP
-    argmax and each row's summed MLM cross-entropy (the full vocabulary logits would not fit in memory over a whole
-    evaluation set). The MLM logits are `[batch, length, vocab]`, or with sparse prediction one row per labelled
-    position in row-major order."""
-    prediction_logits, sop_logits = logits[0], logits[1]
-    mlm_labels = labels[0]
-    labelled = mlm_labels != -100
-    scored = prediction_logits if prediction_logits.dim() == 2 else prediction_logits[labelled]
-    token_losses = torch.nn.functional.cross_entropy(scored.float(), mlm_labels[labelled], reduction="none")
-    row_losses = torch.zeros(mlm_labels.shape[0], device=token_losses.device)
-    row_losses.index_add_(0, labelled.nonzero()[:, 0], token_losses)
-    predictions = torch.full_like(mlm_labels, -100)
-    predictions[labelled] = scored.argmax(-1)
-    return predictions, sop_logits.argmax(-1), row_losses
-
-
-def pretraining_metrics(eval_prediction: EvalPrediction) -> dict:
-    """MLM accuracy and perplexity over the masked tokens, SOP accuracy over the pairs."""
-    mlm_predictions, sop_predictions, cross_entropy = eval_prediction.predictions
-    mlm_labels, sop_labels = eval_prediction.label_ids
-    masked = mlm_labels != -100
-    mlm_loss = float(np.sum(cross_entropy) / max(int(masked.sum()), 1))
-    return {
-        "mlm_accuracy": float((mlm_predictions[masked] == mlm_labels[masked]).mean()),
-        "mlm_loss": mlm_loss,
-        "perplexity": math.exp(min(mlm_loss, 50.0)),
-        "sop_accuracy": float((sop_predictions == sop_labels).mean()),
-    }
 
 
 def default_corpus(output_dir: str, megabytes: float, training_args: TrainingArguments) -> list[str]:
@@ -360,6 +361,8 @@ def run(model_args: PretrainingModelArguments, data_args: PretrainingDataArgumen
         raise SystemExit("--streaming needs --max_steps: a streamed corpus has no known length.")
     check_text_files("--train_file", data_args.train_file or [])
     check_text_files("--validation_file", data_args.validation_file or [])
+    if not data_args.sop:
+        training_args.label_names = ["labels"]  # the batches have no sentence_order_label
     if training_args.include_num_input_tokens_seen == "no":
         training_args.include_num_input_tokens_seen = "non_padding"  # for the tokens/s log
 
@@ -383,15 +386,16 @@ def run(model_args: PretrainingModelArguments, data_args: PretrainingDataArgumen
         whole_word_masking=data_args.whole_word_masking,
         rare_words=rare_words,
     )  # no seed: masks are keyed by --seed and the batch itself, so resumed runs mask as uninterrupted ones
+    objective = OBJECTIVES[model_args.objective]
     trainer = build_trainer(
         model,
         training_args,
         tokenizer,
         train_dataset,
         eval_dataset,
-        compute_metrics=pretraining_metrics,
+        compute_metrics=objective.metrics,
         data_collator=collator,
-        preprocess_logits_for_metrics=reduce_pretraining_logits,
+        preprocess_logits_for_metrics=objective.reduce,
     )
     trainer.add_callback(SentenceOrderEpochCallback(train_dataset))  # new SOP pairs every epoch; eval pairs stay fixed
 
@@ -400,7 +404,7 @@ def run(model_args: PretrainingModelArguments, data_args: PretrainingDataArgumen
     if training_args.do_eval and training_args.do_train:
         initial = trainer.evaluate()
         results.update({f"initial_{k}": v for k, v in initial.items()})
-        initial_log = [{"step": 0, "eval_loss": initial["eval_loss"]}]
+        initial_log = [{"step": 0, **initial}]
     if training_args.do_train:
         # the saved folder is Hub-ready: safetensors, config with auto_map, modeling code, tokenizer
         results.update(train(trainer, data_args.auto_resume))
@@ -413,7 +417,8 @@ def run(model_args: PretrainingModelArguments, data_args: PretrainingDataArgumen
         Path(training_args.output_dir, "pretraining_results.json").write_text(json.dumps(results, indent=2))
         # the callback plotted at the end of training; redraw with the evaluations before and after it
         log_history = initial_log + trainer.state.log_history
-        plot_loss_curves(log_history, Path(training_args.output_dir) / "loss_curves.png")
+        plot_loss_curves(log_history, Path(training_args.output_dir) / "loss_curves.png",
+                         objective.plotted_losses, objective.plotted_accuracies)
     return results
 
 
