@@ -86,11 +86,12 @@ class Budget:
 
 
 BUDGETS = {
-    # about 2.5 hours on 2 CPU cores for the whole grid: 30 runs of ~4 min of pretraining, 60 short fine-tunings
+    # about 3 hours on 2 CPU cores for the whole grid (at 0.4 s per MLM step of 32 x 64 tokens, ELECTRA 1.4x and MC
+    # 2.9x that: benchmarks/bench_objectives.py): 30 pretraining runs of 3-12 min, 60 fine-tunings of under a minute
     "full": Budget(
         shape="hidden_size=256,num_attention_heads=4,intermediate_size=1024,num_hidden_layers=4,embedding_size=128,"
               "max_position_embeddings=64",
-        vocab_size=8000, max_seq_length=64, batch_size=32, max_steps=250, eval_steps=25, learning_rate=1e-3,
+        vocab_size=8000, max_seq_length=64, batch_size=32, max_steps=400, eval_steps=40, learning_rate=1e-3,
         max_eval_samples=256, seeds=(0, 1, 2), tasks={"sst2": 2000, "stsb": 2000}, finetune_epochs=3,
         finetune_learning_rate=2e-4, probe_examples=2000,
     ),
