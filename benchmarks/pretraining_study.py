@@ -86,8 +86,8 @@ class Budget:
 
 
 BUDGETS = {
-    # about 3 hours on 2 CPU cores for the whole grid (at 0.4 s per MLM step of 32 x 64 tokens, ELECTRA 1.4x and MC
-    # 2.9x that: benchmarks/bench_objectives.py): 30 pretraining runs of 3-12 min, 60 fine-tunings of under a minute
+    # about 2.2 hours on 2 CPU cores for the whole grid: one bert run (400 steps at 0.33 s, evaluations, two
+    # fine-tunings, the probe) took 3.8 min; ELECTRA's steps cost 1.4x and MC's 2.9x (benchmarks/bench_objectives.py)
     "full": Budget(
         shape="hidden_size=256,num_attention_heads=4,intermediate_size=1024,num_hidden_layers=4,embedding_size=128,"
               "max_position_embeddings=64",
