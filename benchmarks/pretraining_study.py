@@ -34,6 +34,7 @@ import torch
 
 from litebert.cli import glue as glue_cli
 from litebert.cli import pretrain as pretrain_cli
+from litebert.cli.common import command_line
 from litebert.tokenization import train_tokenizer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -157,7 +158,7 @@ def pretrain(variant: str, seed: int, budget: Budget, corpus: tuple[Path, Path],
     if spec.tnf:
         argv.append("--tnf")
     logger.info(f"pretraining {variant}, seed {seed}")
-    pretrain_cli.run(*pretrain_cli.parse_arguments(argv))
+    pretrain_cli.run(*pretrain_cli.parse_arguments(argv), command=command_line("litebert-pretrain", argv))
     return folder
 
 
@@ -179,7 +180,7 @@ def finetune(task: str, variant: str, seed: int, budget: Budget, checkpoint: Pat
     if budget.dev_examples is not None:
         argv += ["--max_eval_samples", str(budget.dev_examples)]
     logger.info(f"fine-tuning {variant} seed {seed} on {task}")
-    glue_cli.run(*glue_cli.parse_arguments(glue_cli.GlueArguments, argv))
+    glue_cli.run(*glue_cli.parse_arguments(glue_cli.GlueArguments, argv), command=command_line("litebert-glue", argv))
     return json.loads(results_file.read_text())
 
 
@@ -282,6 +283,19 @@ def to_baseline(curves: dict[str, dict[int, dict]]) -> dict:
     return table
 
 
+def compute_seconds(checkpoints: dict[str, dict[int, Path]], finetuned: dict[str, dict[str, list[dict]]]) -> dict:
+    """Wall-clock seconds the grid's runs took, from their own records (so a study resumed over several sessions
+    still counts every run once): pretraining (with its evaluations), fine-tuning (training and dev evaluation) and
+    the probes."""
+    pretraining = sum(json.loads((folder / "pretraining_results.json").read_text())["train_runtime"]
+                      for runs in checkpoints.values() for folder in runs.values())
+    finetuning = sum(result["train_runtime"] + result["eval_runtime"] for tasks in finetuned.values()
+                     for results in tasks.values() for result in results)
+    probes = sum(json.loads((folder / "probe.json").read_text())["probe_seconds"]
+                 for runs in checkpoints.values() for folder in runs.values())
+    return {"pretraining": pretraining, "finetuning": finetuning, "probes": probes}
+
+
 def summary(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values), "n": len(values)}
@@ -353,6 +367,10 @@ def markdown_tables(results: dict) -> str:
         step_seconds = [value for task in tasks for value in run["finetune_seconds_per_step"][task]]
         lines.append(f"| {name} | {mean_std(run['probe_accuracy'], 100, 1)} | {' | '.join(scores)} | "
                      f"{mean_std(step_seconds)} |")
+    compute = results["compute_seconds"]
+    lines += ["", f"Compute, wall-clock from each run's own record ({results['torch_threads']} threads): pretraining "
+                  f"{compute['pretraining'] / 3600:.2f} h, fine-tuning {compute['finetuning'] / 3600:.2f} h, probes "
+                  f"{compute['probes'] / 60:.1f} min."]
     return "\n".join(lines) + "\n"
 
 
@@ -375,10 +393,11 @@ def run_study(args: argparse.Namespace) -> dict:
                    for name in variants}
     curves = {name: {seed: pretraining_curve(folder) for seed, folder in runs.items()}
               for name, runs in checkpoints.items()}
-    runs = {}
+    runs, finetuned_runs = {}, {}
     for name, folders in checkpoints.items():
         finetuned = {task: [finetune(task, name, seed, budget, folder, output_dir) for seed, folder in folders.items()]
                      for task in budget.tasks}
+        finetuned_runs[name] = finetuned
         probes = [linear_probe(folder, budget) for folder in folders.values()]
         runs[name] = {
             "seeds": list(folders),
@@ -398,6 +417,7 @@ def run_study(args: argparse.Namespace) -> dict:
         "variants": variants,
         "runs": runs,
         "to_baseline": to_baseline(curves),
+        "compute_seconds": compute_seconds(checkpoints, finetuned_runs),
         "total_seconds": time.perf_counter() - started,
         "torch_threads": torch.get_num_threads(),
     }
@@ -422,7 +442,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     results = run_study(args)
     print((Path(args.output_dir) / "study_tables.md").read_text())
-    print(f"total: {results['total_seconds'] / 60:.1f} min")
+    compute = results["compute_seconds"]
+    print(f"this invocation: {results['total_seconds'] / 60:.1f} min; the grid's runs in all: "
+          + ", ".join(f"{part} {seconds / 3600:.2f} h" for part, seconds in compute.items()))
 
 
 if __name__ == "__main__":

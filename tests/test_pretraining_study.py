@@ -2,6 +2,7 @@
 the steps-to-baseline arithmetic matches a direct computation."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -47,10 +48,14 @@ def test_the_quick_study_runs_every_variant_and_writes_its_tables_and_plots(tmp_
         assert (run["final_mlm_loss"] != []) == (study.VARIANTS[name].objective == "mlm")
         assert (tmp_path / "finetune" / "sst2" / name / "seed0" / "all_results.json").is_file()
     assert results["to_baseline"]["bert"]["steps"] == [1.0]
+    # each run records the command that reproduces it on its own, not the study's
+    record = json.loads((tmp_path / "pretrain" / "tupe-r" / "seed0" / "litebert_run.json").read_text())
+    assert record["command"].startswith("litebert-pretrain --objective mlm --config_overrides")
+    assert "relative_attention_num_buckets=32" in record["command"]
     assert "electra" not in results["to_baseline"] and "mc" not in results["to_baseline"]
     tables = (tmp_path / "study_tables.md").read_text()
     assert all(f"| {name} |" in tables for name in study.VARIANTS)
-    assert "n/a (no MLM loss)" in tables
+    assert "n/a (no MLM loss)" in tables and "Compute, wall-clock" in tables
     for plot in ("curves_steps.png", "curves_seconds.png"):
         assert (tmp_path / plot).read_bytes().startswith(PNG_SIGNATURE)
     # started again, the study reuses every finished run: no weights are written again
@@ -58,4 +63,6 @@ def test_the_quick_study_runs_every_variant_and_writes_its_tables_and_plots(tmp_
     written = {path: path.stat().st_mtime_ns for path in weights}
     again = study.run_study(arguments)
     assert again["runs"] == results["runs"]
+    # the grid's compute is read from the runs' own records, so a resumed study still counts every run once
+    assert again["compute_seconds"] == results["compute_seconds"] and results["compute_seconds"]["pretraining"] > 0
     assert {path: path.stat().st_mtime_ns for path in weights} == written and len(weights) >= 20
