@@ -87,13 +87,14 @@ class Budget:
 
 
 BUDGETS = {
-    # about 2.2 hours on 2 CPU cores for the whole grid: one bert run (400 steps at 0.33 s, evaluations, two
-    # fine-tunings, the probe) took 3.8 min; ELECTRA's steps cost 1.4x and MC's 2.9x (benchmarks/bench_objectives.py)
+    # about 2.5 hours on 2 CPU cores for the whole grid: a bert pretraining run (400 steps at 0.35-0.45 s, with its
+    # evaluations) takes about 3 min, ELECTRA's 4 and MC's 8 (its steps cost 2.9x, benchmarks/bench_objectives.py);
+    # each checkpoint's two fine-tunings and probe about 1 min
     "full": Budget(
         shape="hidden_size=256,num_attention_heads=4,intermediate_size=1024,num_hidden_layers=4,embedding_size=128,"
               "max_position_embeddings=64",
         vocab_size=8000, max_seq_length=64, batch_size=32, max_steps=400, eval_steps=40, learning_rate=1e-3,
-        max_eval_samples=256, seeds=(0, 1, 2), tasks={"sst2": 2000, "stsb": 2000}, finetune_epochs=3,
+        max_eval_samples=256, seeds=(0, 1, 2), tasks={"sst2": 2000, "stsb": 2000}, finetune_epochs=2,
         finetune_learning_rate=2e-4, probe_examples=2000,
     ),
     "quick": Budget(
