@@ -390,8 +390,11 @@ def run_study(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     corpus = corpus_files(args, budget, output_dir)
     tokenizer = study_tokenizer(corpus[0], budget, output_dir)
-    checkpoints = {name: {seed: pretrain(name, seed, budget, corpus, tokenizer, output_dir) for seed in budget.seeds}
-                   for name in variants}
+    # seed by seed, the variants in turn, so that the machine's drift over the hours spreads over every variant alike
+    checkpoints = {name: {} for name in variants}
+    for seed in budget.seeds:
+        for name in variants:
+            checkpoints[name][seed] = pretrain(name, seed, budget, corpus, tokenizer, output_dir)
     curves = {name: {seed: pretraining_curve(folder) for seed, folder in runs.items()}
               for name, runs in checkpoints.items()}
     runs, finetuned_runs = {}, {}
