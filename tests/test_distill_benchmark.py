@@ -39,6 +39,8 @@ def test_the_quick_run_trains_every_student_both_ways_and_reports_them(tmp_path,
             assert any(not trained[key].equal(initial[key]) for key in initial)
         # the intermediate stage trains the encoder alone; the prediction stage then trains the classifier too
         intermediate, distilled = (load_file(root / way / "model.safetensors") for way in ("intermediate", "distilled"))
+        # the reported size is the saved weights' own count (a shared block is stored once)
+        assert results["models"][f"{student}, distilled"]["parameters"] == sum(t.numel() for t in distilled.values())
         assert intermediate["classifier.weight"].equal(initial["classifier.weight"])
         assert not distilled["classifier.weight"].equal(intermediate["classifier.weight"])
     table = capsys.readouterr().out
