@@ -171,6 +171,58 @@ def evaluate(
     return metrics
 
 
+def requested_examples(
+    data_args: FinetuningDataArguments, squad_args: SquadArguments, training_args: TrainingArguments
+) -> dict[str, datasets.Dataset]:
+    """The questions that --do_train, --do_eval and --do_predict ask for ("train", "validation", "test"), each cut to
+    its --max_*_samples."""
+    splits = load_examples(data_args, squad_args)
+    requests = (("train", training_args.do_train, "--do_train", data_args.max_train_samples),
+                ("validation", training_args.do_eval, "--do_eval", data_args.max_eval_samples),
+                ("test", training_args.do_predict, "--do_predict", data_args.max_predict_samples))
+    return {name: first_samples(require_split(splits, name, flag, FILES_HINT), limit)
+            for name, requested, flag, limit in requests if requested}
+
+
+def training_windows(
+    examples: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    squad_args: SquadArguments,
+    data_args: FinetuningDataArguments,
+    training_args: TrainingArguments,
+) -> datasets.Dataset:
+    with training_args.main_process_first(desc="training windows"):
+        windows = featurize(examples, prepare_train_features, tokenizer, max_seq_length, squad_args, data_args)
+    logger.info(f"{len(examples)} training questions -> {len(windows)} windows")
+    return windows
+
+
+def answer_requested(
+    trainer: Trainer,
+    examples: dict[str, datasets.Dataset],
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    squad_args: SquadArguments,
+    data_args: FinetuningDataArguments,
+) -> dict:
+    """After training: answer and score the validation questions (--do_eval, metrics saved), answer the test
+    questions into predict_predictions.json (--do_predict); returns the metrics."""
+    metrics = {}
+    if "validation" in examples:
+        answers = answer_questions(trainer, examples["validation"], tokenizer, max_seq_length, squad_args, data_args)
+        metrics = evaluate(trainer, examples["validation"], answers, squad_args)
+        save_metrics(trainer, "eval", metrics)
+    if "test" in examples:
+        predictions = answer_questions(trainer, examples["test"], tokenizer, max_seq_length, squad_args, data_args)[0]
+        write_json(trainer, "predict_predictions.json", predictions)
+    return metrics
+
+
+def task_name(squad_args: SquadArguments) -> str:
+    return "squad_v2" if squad_args.version_2_with_negative else "squad"
+
+
 def run(
     model_args: FinetuningModelArguments,
     data_args: FinetuningDataArguments,
@@ -179,45 +231,25 @@ def run(
     command: str | None = None,
 ) -> dict:
     setup_logging(training_args)
-    splits = load_examples(data_args, squad_args)
-    train_examples = eval_examples = predict_examples = None
-    if training_args.do_train:
-        train_examples = first_samples(require_split(splits, "train", "--do_train", FILES_HINT),
-                                       data_args.max_train_samples)
-    if training_args.do_eval:
-        eval_examples = first_samples(require_split(splits, "validation", "--do_eval", FILES_HINT),
-                                      data_args.max_eval_samples)
-    if training_args.do_predict:
-        predict_examples = first_samples(require_split(splits, "test", "--do_predict", FILES_HINT),
-                                         data_args.max_predict_samples)
-
+    examples = requested_examples(data_args, squad_args, training_args)
     tokenizer = load_tokenizer(model_args)
     max_seq_length = resolve_max_seq_length(data_args, DEFAULT_MAX_SEQ_LENGTH, load_config(model_args))
     check_doc_stride(squad_args, max_seq_length, tokenizer)
     seed_everything(training_args)  # the new head's initial weights follow --seed
     model = load_model(LiteBertForQuestionAnswering, model_args)
-    task = "squad_v2" if squad_args.version_2_with_negative else "squad"
-    describe_run(model, task, command or command_line("litebert-squad", None), model_args, data_args, training_args)
-    train_features = None
-    if train_examples is not None:
-        with training_args.main_process_first(desc="training windows"):
-            train_features = featurize(train_examples, prepare_train_features, tokenizer, max_seq_length,
-                                       squad_args, data_args)
-        logger.info(f"{len(train_examples)} training questions -> {len(train_features)} windows")
+    describe_run(model, task_name(squad_args), command or command_line("litebert-squad", None), model_args, data_args,
+                 training_args)
+    train_windows = None
+    if "train" in examples:
+        train_windows = training_windows(examples["train"], tokenizer, max_seq_length, squad_args, data_args,
+                                         training_args)
     # the Trainer's default collator for a tokenizer pads each batch to its longest window
-    trainer = build_trainer(model, training_args, tokenizer, train_features)
+    trainer = build_trainer(model, training_args, tokenizer, train_windows)
 
     results = {}
     if training_args.do_train:
-        results.update(train(trainer, data_args.auto_resume, train_samples=len(train_examples)))
-    if training_args.do_eval:
-        answers = answer_questions(trainer, eval_examples, tokenizer, max_seq_length, squad_args, data_args)
-        metrics = evaluate(trainer, eval_examples, answers, squad_args)
-        save_metrics(trainer, "eval", metrics)
-        results.update(metrics)
-    if training_args.do_predict:
-        predictions = answer_questions(trainer, predict_examples, tokenizer, max_seq_length, squad_args, data_args)[0]
-        write_json(trainer, "predict_predictions.json", predictions)
+        results.update(train(trainer, data_args.auto_resume, train_samples=len(examples["train"])))
+    results.update(answer_requested(trainer, examples, tokenizer, max_seq_length, squad_args, data_args))
     return results
 
 
