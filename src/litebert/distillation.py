@@ -10,7 +10,9 @@ Losses (TinyBERT §3.1), each with its weight in `DistillationWeights`:
   softmax; transformers' attention interface hands out the probabilities, which are fitted here. With as many heads
   on both sides the maps are compared head by head; otherwise each side's maps are averaged over its heads first;
 - prediction: the cross-entropy of the student's softened distribution against the teacher's (temperature T), or the
-  MSE of the two outputs for a regression task; plus, optionally, the usual loss on the true labels.
+  MSE of the two outputs for a regression task; for extractive question answering, the mean of that cross-entropy
+  over the start and over the end positions, each a distribution over the real tokens; plus, optionally, the usual
+  loss on the true labels.
 W_e and W_h are learned (identity-sized when the widths match, still learned, as in TinyBERT). g is TinyBERT's
 uniform map g(m) = round(m * N / M) for M student and N teacher layers unless a map is given.
 """
@@ -23,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel, Trainer
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import ModelOutput, QuestionAnsweringModelOutput
 
 PROJECTIONS_FILE = "distillation_projections.safetensors"
 STAGES = ("all", "intermediate", "prediction")
@@ -85,10 +87,10 @@ class DistillationLoss(nn.Module):
     def needs_attentions(self) -> bool:
         return self.stage != "prediction" and self.weights.attention > 0
 
-    def forward(self, student: SequenceClassifierOutput, teacher: SequenceClassifierOutput, real: torch.Tensor,
-                labels: torch.Tensor | None) -> dict:
-        """The weighted losses by name and their sum ("loss"); `real` `[B, L]` marks the tokens that are not
-        padding."""
+    def forward(self, student: ModelOutput, teacher: ModelOutput, real: torch.Tensor) -> dict:
+        """The weighted losses by name and their sum ("loss") between two classifiers' or two question-answering
+        models' outputs; `real` `[B, L]` marks the tokens that are not padding. The hard-label loss is the student's
+        own loss, there when the batch had labels."""
         losses = {}
         if self.stage != "prediction":
             if self.weights.embeddings > 0:
@@ -104,9 +106,9 @@ class DistillationLoss(nn.Module):
                     for m, g in enumerate(self.layer_map, start=1)]).sum()
         if self.stage != "intermediate":
             if self.weights.prediction > 0:
-                losses["prediction_loss"] = self.weights.prediction * prediction_loss(
-                    student.logits, teacher.logits, self.weights.temperature)
-            if self.weights.hard_labels > 0 and labels is not None:
+                losses["prediction_loss"] = self.weights.prediction * soft_label_loss(
+                    student, teacher, real, self.weights.temperature)
+            if self.weights.hard_labels > 0 and student.loss is not None:
                 losses["hard_label_loss"] = self.weights.hard_labels * student.loss
         if not losses:
             raise ValueError(f"stage {self.stage!r} with these weights leaves no loss to train on.")
@@ -128,12 +130,30 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, real: torch.Tens
     return F.mse_loss(student[pairs].float(), teacher[pairs].float())
 
 
-def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Soft cross-entropy -sum p_t log p_s at temperature T (mean over the batch); MSE for one output (regression)."""
-    if student_logits.shape[-1] == 1:
+def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                    candidates: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft cross-entropy -sum p_t log p_s at temperature T (mean over the batch); MSE for one output (regression).
+    `candidates` `[B, C]`, when given, marks the classes that count: both distributions are over those alone."""
+    if candidates is None and student_logits.shape[-1] == 1:
         return F.mse_loss(student_logits.float(), teacher_logits.float())
-    teacher_probs = F.softmax(teacher_logits.float() / temperature, dim=-1)
-    return -(teacher_probs * F.log_softmax(student_logits.float() / temperature, dim=-1)).sum(-1).mean()
+    student_scaled, teacher_scaled = student_logits.float() / temperature, teacher_logits.float() / temperature
+    if candidates is not None:  # the lowest float rather than -inf: no inf - inf in the softmax
+        lowest = torch.finfo(torch.float32).min
+        student_scaled = student_scaled.masked_fill(~candidates, lowest)
+        teacher_scaled = teacher_scaled.masked_fill(~candidates, lowest)
+    terms = F.softmax(teacher_scaled, dim=-1) * F.log_softmax(student_scaled, dim=-1)
+    if candidates is not None:
+        terms = terms.masked_fill(~candidates, 0.0)
+    return -terms.sum(-1).mean()
+
+
+def soft_label_loss(student: ModelOutput, teacher: ModelOutput, real: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The prediction-layer loss: a classifier's over its logits; a question-answering model's is the mean of the
+    start-position and end-position losses, each over the real tokens (as its hard loss averages the two)."""
+    if isinstance(student, QuestionAnsweringModelOutput):
+        return (prediction_loss(student.start_logits, teacher.start_logits, temperature, real)
+                + prediction_loss(student.end_logits, teacher.end_logits, temperature, real)) / 2
+    return prediction_loss(student.logits, teacher.logits, temperature)
 
 
 class DistillationTrainer(Trainer):
@@ -158,26 +178,29 @@ class DistillationTrainer(Trainer):
 
     def compute_loss(self, model: nn.Module, inputs: dict, return_outputs: bool = False,
                      num_items_in_batch: torch.Tensor | None = None
-                     ) -> torch.Tensor | tuple[torch.Tensor, SequenceClassifierOutput]:
+                     ) -> torch.Tensor | tuple[torch.Tensor, ModelOutput]:
         flags = {"output_hidden_states": self.distillation.needs_hidden_states,
                  "output_attentions": self.distillation.needs_attentions}
         student = model(**inputs, **flags)
         with torch.no_grad():
-            teacher = self.teacher(**{name: value for name, value in inputs.items() if name != "labels"}, **flags)
+            teacher = self.teacher(**{name: value for name, value in inputs.items() if name not in self.label_names},
+                                   **flags)
         mask = inputs.get("attention_mask")
         real = mask.bool() if mask is not None else torch.ones_like(inputs["input_ids"], dtype=torch.bool)
-        losses = self.distillation(student, teacher, real, inputs.get("labels"))
+        losses = self.distillation(student, teacher, real)
         if model.training:
             for name, value in losses.items():
                 if name != "loss":
                     self.part_sums[name] = self.part_sums.get(name, 0.0) + value.item()
             self.part_count += 1
-        outputs = SequenceClassifierOutput(loss=losses["loss"], logits=student.logits)
+        # the logits alone: evaluation gathers every output it is given, and the maps are not wanted there
+        logits = {name: value for name, value in student.items() if name.endswith("logits")}
+        outputs = type(student)(loss=losses["loss"], **logits)
         return (losses["loss"], outputs) if return_outputs else losses["loss"]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self.part_count:
-            logs.update({name: round(total / self.part_count, 4) for name, total in self.part_sums.items()})
+            logs.update({name: float(f"{total / self.part_count:.4g}") for name, total in self.part_sums.items()})
             self.part_sums, self.part_count = {}, 0
         super().log(logs, start_time)
 
