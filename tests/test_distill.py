@@ -141,8 +141,14 @@ def distill(teacher: Path, output_dir: Path, *extra: str, task: tuple[str, ...] 
 
 
 def test_litebert_distill_trains_a_shared_layer_student_from_a_bert_teacher(bert_teacher, tmp_path):
-    results = distill(bert_teacher, tmp_path, "--do_train", "--do_eval", "--num_train_epochs", "3")
+    sst2 = require_shared_data() / "glue" / "SST-2"  # no SST-2 test file here: dev.tsv stands in
+    files = ("--train_file", str(sst2 / "train.tsv"), "--validation_file", str(sst2 / "dev.tsv"), "--test_file",
+             str(sst2 / "dev.tsv"))
+    results = distill(bert_teacher, tmp_path, "--do_train", "--do_eval", "--num_train_epochs", "3", "--do_predict",
+                      "--max_predict_samples", "16", task=("--task_name", "sst2", *files))
     assert results["layer_map"] == [2, 4, 6]  # three applications of one shared block, over six teacher layers
+    submission = (tmp_path / "SST-2.tsv").read_text().splitlines()
+    assert submission[0] == "index\tprediction" and len(submission) == 17
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     logs = [entry for entry in history if "hidden_loss" in entry]
     assert {"embedding_loss", "hidden_loss", "attention_loss", "prediction_loss"} <= logs[0].keys()
