@@ -4,7 +4,8 @@
         --student_preset albert-base --student_config_overrides "hidden_size=384,num_attention_heads=6,..." \\
         --output_dir runs/student-sst2 --do_train --do_eval --num_train_epochs 3 --learning_rate 1e-4
     litebert-distill --teacher_name_or_path runs/minilm-squad --task_name squad \\
-        --train_file squad/train-v1.1.json --validation_file squad/dev-v1.1.json --output_dir runs/student-squad ...
+        --train_file squad/train-v1.1.json --validation_file squad/dev-v1.1.json --output_dir runs/student-squad \\
+        --do_train --do_eval
 
 The teacher is any local LiteBERT, BERT or ALBERT folder with the task's head (a sequence classifier for GLUE, a
 question-answering head for SQuAD; BERT and ALBERT are converted on loading); its tokenizer is the student's. The
