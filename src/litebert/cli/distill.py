@@ -28,6 +28,7 @@ from transformers import AutoConfig, EvalPrediction, PreTrainedModel, PreTrained
 from .. import LiteBertConfig, LiteBertForQuestionAnswering, LiteBertForSequenceClassification
 from ..distillation import STAGES, DistillationLoss, DistillationTrainer, DistillationWeights, parse_layer_map
 from ..tasks.glue import GLUE_TASKS, GlueTask, glue_metrics
+from . import squad
 from .common import (
     build_trainer,
     command,
@@ -58,15 +59,6 @@ from .glue import (
     predict,
     tokenize,
 )
-from .squad import DEFAULT_MAX_SEQ_LENGTH as SQUAD_MAX_SEQ_LENGTH
-from .squad import (
-    SquadArguments,
-    answer_requested,
-    check_doc_stride,
-    requested_examples,
-    training_windows,
-)
-from .squad import task_name as squad_task_name
 
 
 @dataclass
@@ -194,7 +186,7 @@ def run(
     distill_args: DistillationArguments,
     data_args: FinetuningDataArguments,
     task_args: DistillationTaskArguments,
-    squad_args: SquadArguments,
+    squad_args: squad.SquadArguments,
     training_args: TrainingArguments,
     command: str | None = None,
 ) -> dict:
@@ -236,30 +228,31 @@ def run_glue(distill_args: DistillationArguments, data_args: FinetuningDataArgum
     return results
 
 
-def run_squad(distill_args: DistillationArguments, data_args: FinetuningDataArguments, squad_args: SquadArguments,
+def run_squad(distill_args: DistillationArguments, data_args: FinetuningDataArguments, squad_args: squad.SquadArguments,
               training_args: TrainingArguments, command: str | None) -> dict:
-    examples = requested_examples(data_args, squad_args, training_args)
-    task_name = squad_task_name(squad_args)
+    examples = squad.requested_examples(data_args, squad_args, training_args)
+    task_name = squad.task_name(squad_args)
     distillation = prepare_distillation(distill_args, training_args, task_name, LiteBertForQuestionAnswering, {})
     tokenizer = distillation.tokenizer
-    max_seq_length = resolve_max_seq_length(data_args, SQUAD_MAX_SEQ_LENGTH, distillation.student.config)
-    check_doc_stride(squad_args, max_seq_length, tokenizer)
+    max_seq_length = resolve_max_seq_length(data_args, squad.DEFAULT_MAX_SEQ_LENGTH, distillation.student.config)
+    squad.check_doc_stride(squad_args, max_seq_length, tokenizer)
     describe_distillation(distillation, task_name, distill_args, data_args, training_args, command)
     train_windows = None
     if "train" in examples:
-        train_windows = training_windows(examples["train"], tokenizer, max_seq_length, squad_args, data_args,
-                                         training_args)
+        train_windows = squad.training_windows(examples["train"], tokenizer, max_seq_length, squad_args, data_args,
+                                               training_args)
     trainer = distillation_trainer(distillation, training_args, train_windows)
     results = {"layer_map": distillation.loss.layer_map}
     if training_args.do_train:
         results.update(train(trainer, data_args.auto_resume, train_samples=len(examples["train"])))
-    results.update(answer_requested(trainer, examples, tokenizer, max_seq_length, squad_args, data_args))
+    results.update(squad.answer_requested(trainer, examples, tokenizer, max_seq_length, squad_args, data_args))
     return results
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple:
     return parse_dataclass_arguments(
-        (DistillationArguments, FinetuningDataArguments, DistillationTaskArguments, SquadArguments, TrainingArguments),
+        (DistillationArguments, FinetuningDataArguments, DistillationTaskArguments, squad.SquadArguments,
+         TrainingArguments),
         argv,
     )
 
