@@ -173,6 +173,8 @@ def test_the_prediction_stage_continues_a_student_and_bad_settings_are_refused(b
     assert "prediction_loss" in history[0] and "hidden_loss" not in history[0] and second["train_runtime"] > 0
     with pytest.raises(SystemExit, match="--distill_stage 'final' is unknown; allowed: all, intermediate, prediction"):
         distill(bert_teacher, tmp_path / "bad", "--do_train", "--distill_stage", "final")
+    with pytest.raises(SystemExit, match="unknown GLUE task 'squadd'; expected one of cola, .*, wnli, or squad"):
+        distill(bert_teacher, tmp_path / "bad-task-name", "--do_train", task=("--task_name", "squadd"))
     with pytest.raises(ValueError, match="must name 3 teacher layers"):
         distill(bert_teacher, tmp_path / "bad-map", "--do_train", "--layer_map", "2,4")
     with pytest.raises(SystemExit, match="has a head of 2 labels; stsb needs 1"):

@@ -27,7 +27,7 @@ from transformers import AutoConfig, EvalPrediction, PreTrainedModel, PreTrained
 
 from .. import LiteBertConfig, LiteBertForQuestionAnswering, LiteBertForSequenceClassification
 from ..distillation import STAGES, DistillationLoss, DistillationTrainer, DistillationWeights, parse_layer_map
-from ..tasks.glue import GLUE_TASKS, GlueTask, glue_metrics
+from ..tasks.glue import GLUE_TASKS, GlueTask, get_glue_task, glue_metrics
 from . import squad
 from .common import (
     build_trainer,
@@ -55,7 +55,6 @@ from .glue import (
     label_config,
     limit_for_split,
     load_raw_splits,
-    load_task,
     predict,
     tokenize,
 )
@@ -193,14 +192,17 @@ def run(
     setup_logging(training_args)
     if distill_args.distill_stage not in STAGES:
         raise SystemExit(f"--distill_stage {distill_args.distill_stage!r} is unknown; allowed: {', '.join(STAGES)}.")
-    if task_args.task_name == SQUAD:
+    if task_args.task_name.lower() == SQUAD:
         return run_squad(distill_args, data_args, squad_args, training_args, command)
     return run_glue(distill_args, data_args, task_args.task_name, training_args, command)
 
 
 def run_glue(distill_args: DistillationArguments, data_args: FinetuningDataArguments, task_name: str,
              training_args: TrainingArguments, command: str | None) -> dict:
-    task = load_task(task_name)
+    try:
+        task = get_glue_task(task_name)
+    except ValueError as error:
+        raise SystemExit(f"--task_name: {error}, or {SQUAD}") from None
     raw_splits = load_raw_splits(task, data_args)
     check_requested_splits(raw_splits, training_args)
     distillation = prepare_distillation(distill_args, training_args, task.name, LiteBertForSequenceClassification,
